@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Placeholder replaced by the testdata matrix builder.
+exit 0

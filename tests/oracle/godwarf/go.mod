@@ -1,0 +1,3 @@
+module gomaptrace/oracle/godwarf
+
+go 1.19

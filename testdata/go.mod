@@ -1,0 +1,3 @@
+module gomaptrace.test/programs
+
+go 1.19

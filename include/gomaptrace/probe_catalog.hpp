@@ -1,0 +1,45 @@
+// layer: golang
+#pragma once
+// Which runtime functions the tracer probes for each map implementation, what each one
+// means, and where its arguments live under the amd64 register ABI. Names are exactly as
+// the ELF symbol table / .gopclntab spell them.
+#include <string_view>
+#include <vector>
+
+#include "gomaptrace/go_version.hpp"
+
+namespace gomaptrace {
+
+enum class probe_role {
+  create,        // makemap / makemap64: t, hint, h -> map
+  create_small,  // makemap_small: () -> map
+  assign,        // mapassign*: t, map, key
+  grow,          // classic hashGrow(t, h)
+  grow_work,     // classic growWork*(t, h, bucket)
+  evacuate,      // classic evacuate*(t, h, oldbucket)
+  map_grow,      // swiss (*Map).growToSmall / growToTable (m, typ)
+  table_grow,    // swiss (*table).rehash / grow / split (t, typ, m [, newCapacity])
+  install_split  // swiss (*Map).installTableSplit(m, old, left, right)
+};
+
+std::string_view to_string(probe_role r);
+
+// Register ABI argument slots (RAX, RBX, RCX, RDI, RSI, R8, ...), by argument index.
+enum class arg_reg { rax, rbx, rcx, rdi, rsi, r8, r9, r10, r11, none };
+
+struct probe_spec {
+  std::string_view symbol;
+  probe_role role;
+  bool want_return;  // plant breakpoints on RETs to see results / after-state
+  arg_reg type_arg;  // map type descriptor
+  arg_reg map_arg;   // *hmap / *maps.Map (none: only known at return)
+  arg_reg table_arg; // swiss *table receiver
+  arg_reg extra_arg; // hint, bucket, newCapacity
+  bool high_volume;  // printed only on request (--events)
+};
+
+// The probes for one implementation. Functions a given binary lacks are simply not found
+// (e.g. makemap64 is often dead-code eliminated).
+const std::vector<probe_spec>& probe_specs(map_impl impl);
+
+}  // namespace gomaptrace

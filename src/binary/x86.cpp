@@ -1,0 +1,88 @@
+#include "gomaptrace/x86.hpp"
+
+#include <Zydis/Zydis.h>
+
+namespace gomaptrace {
+
+namespace {
+const ZydisDecoder& decoder() {
+  static const ZydisDecoder d = [] {
+    ZydisDecoder dec;
+    ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    return dec;
+  }();
+  return d;
+}
+
+bool is_r14_stackguard(const ZydisDecodedOperand& op) {
+  // [r14+0x10] is g.stackguard0 in every regabi release.
+  return op.type == ZYDIS_OPERAND_TYPE_MEMORY && op.mem.base == ZYDIS_REGISTER_R14 &&
+         op.mem.index == ZYDIS_REGISTER_NONE && op.mem.disp.has_displacement &&
+         op.mem.disp.value == 0x10;
+}
+}  // namespace
+
+std::vector<x86_insn> decode_linear(std::span<const std::byte> code, file_addr start) {
+  std::vector<x86_insn> out;
+  std::size_t off = 0;
+  ZydisDecodedInstruction in;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  while (off < code.size()) {
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder(), code.data() + off, code.size() - off,
+                                             &in, ops))) {
+      break;
+    }
+    x86_insn x;
+    x.addr = start + static_cast<std::int64_t>(off);
+    x.length = in.length;
+    switch (in.meta.category) {
+      case ZYDIS_CATEGORY_RET:
+        x.kind = insn_kind::ret;
+        break;
+      case ZYDIS_CATEGORY_CALL:
+        x.kind = insn_kind::call;
+        break;
+      case ZYDIS_CATEGORY_UNCOND_BR:
+        x.kind = insn_kind::jmp;
+        break;
+      case ZYDIS_CATEGORY_COND_BR:
+        x.kind = insn_kind::jcc;
+        break;
+      default:
+        break;
+    }
+    if (x.kind != insn_kind::other && in.operand_count_visible > 0 &&
+        ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE && ops[0].imm.is_relative) {
+      ZyanU64 abs = 0;
+      if (ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&in, &ops[0], x.addr.value(), &abs))) {
+        x.target = file_addr(abs);
+      }
+    }
+    out.push_back(x);
+    off += in.length;
+  }
+  return out;
+}
+
+file_addr after_stack_check(const std::vector<x86_insn>& insns, std::span<const std::byte> code,
+                            file_addr entry) {
+  // Look at the first three instructions only: the check is always at the very start.
+  ZydisDecodedInstruction in;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  for (std::size_t i = 0; i < insns.size() && i < 3; ++i) {
+    std::size_t off = static_cast<std::size_t>(insns[i].addr - entry);
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder(), code.data() + off, code.size() - off,
+                                             &in, ops))) {
+      break;
+    }
+    if (in.mnemonic == ZYDIS_MNEMONIC_CMP && in.operand_count_visible == 2 &&
+        is_r14_stackguard(ops[1]) && i + 1 < insns.size() &&
+        insns[i + 1].kind == insn_kind::jcc) {
+      const x86_insn& j = insns[i + 1];
+      return j.addr + j.length;
+    }
+  }
+  return entry;
+}
+
+}  // namespace gomaptrace

@@ -1,3 +1,181 @@
 #!/usr/bin/env bash
-# Placeholder replaced by the testdata matrix builder.
-exit 0
+# Builds the Go testdata matrix: every program in testdata/ with every toolchain that
+# scripts/go-toolchains.sh can provide, in five variants, plus the Go oracle helpers in
+# tests/oracle/ and a few bad-input fixtures. Writes OUTDIR/manifest.tsv in the format
+# tests/support/testdata.hpp reads:
+#   build <label> <variant> <program> <map_impl> <go_version> <path>
+#   skip  <label> <variant|all> <reason>          (also printed, never silent)
+#   oracle <name> <path>  /  bad <name> <path>     (informational; the reader ignores them)
+# A (toolchain, variant) whose inputs hash the same as at its last build is not rebuilt, so
+# a second run costs seconds. Exits non-zero only when nothing at all could be built.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ $# -ne 1 ]; then
+  echo "usage: $0 OUTDIR" >&2
+  exit 2
+fi
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+
+export GOFLAGS=-mod=mod GOARCH=amd64
+# No program needs cgo; without it every variant links internally and the same everywhere.
+export CGO_ENABLED=0
+export PATH=/usr/local/go/bin:$PATH
+
+variant_flags() {  # variant -> go build flags, one per line
+  case $1 in
+    default) ;;
+    noopt) echo "-gcflags=all=-N -l" ;;
+    nodwarf) echo "-ldflags=-w" ;;
+    stripped) echo "-ldflags=-s -w" ;;
+    pie) echo "-buildmode=pie" ;;
+  esac
+}
+variants=(default noopt nodwarf stripped pie)
+
+programs=()
+for d in "$root"/testdata/*/; do
+  [ -f "$d/main.go" ] && programs+=("$(basename "$d")")
+done
+
+hash_dir() {  # sha256 over the Go sources and module files under a directory
+  (cd "$1" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+script_hash=$(sha256sum "$0" | cut -d' ' -f1)
+testdata_hash=$(hash_dir "$root/testdata")
+
+manifest_tmp=$(mktemp "$out/.manifest.XXXXXX")
+trap 'rm -f "$manifest_tmp"' EXIT
+built_any=0
+skip() {  # label variant reason...
+  local label=$1 variant=$2
+  shift 2
+  printf 'skip\t%s\t%s\t%s\n' "$label" "$variant" "$*" >>"$manifest_tmp"
+  echo "skip $label $variant: $*"
+}
+
+# --- the matrix -----------------------------------------------------------------------
+mapfile -t toolchains < <("$root/scripts/go-toolchains.sh" list)
+for row in "${toolchains[@]}"; do
+  read -r kind label rest <<<"$row"
+  if [ "$kind" = skip ]; then
+    skip "$label" all "$rest"
+    continue
+  fi
+  [ "$kind" = use ] || continue
+  read -r experiment impl gocmd_line <<<"$rest"
+  read -ra gocmd <<<"$gocmd_line"
+  if ! version_line=$(cd /tmp && "${gocmd[@]}" version 2>&1); then
+    skip "$label" all "go version failed: $(tail -1 <<<"$version_line")"
+    continue
+  fi
+  go_version=$(awk '{print $3}' <<<"$version_line")
+  if [ "$experiment" = - ]; then
+    goexp=()
+  else
+    goexp=("GOEXPERIMENT=$experiment")
+  fi
+  for variant in "${variants[@]}"; do
+    dir="$out/$label/$variant"
+    mapfile -t flags < <(variant_flags "$variant")
+    want=$(printf '%s\n' "$testdata_hash" "$version_line" "$experiment" "${flags[@]}" \
+      "$script_hash" "${programs[@]}" | sha256sum | cut -d' ' -f1)
+    have=$(cat "$dir/.inputs.sha256" 2>/dev/null || true)
+    missing=0
+    for p in "${programs[@]}"; do [ -x "$dir/$p" ] || missing=1; done
+    if [ "$want" != "$have" ] || [ $missing = 1 ]; then
+      rm -rf "$dir"
+      mkdir -p "$dir"
+      start=$SECONDS
+      if ! log=$(cd "$root/testdata" &&
+        env -u GOEXPERIMENT "${goexp[@]}" "${gocmd[@]}" build "${flags[@]}" -o "$dir/" ./... 2>&1); then
+        skip "$label" "$variant" "go build failed: $(tail -1 <<<"$log")"
+        rm -rf "$dir"
+        continue
+      fi
+      echo "$want" >"$dir/.inputs.sha256"
+      echo "built $label/$variant ($go_version) in $((SECONDS - start)) s"
+    fi
+    for p in "${programs[@]}"; do
+      if [ -x "$dir/$p" ]; then
+        printf 'build\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$variant" "$p" "$impl" \
+          "$go_version" "$dir/$p" >>"$manifest_tmp"
+        built_any=1
+      else
+        skip "$label" "$variant" "program $p was not produced"
+      fi
+    done
+  done
+done
+
+# --- oracles: Go programs that read binaries with Go's own debug/* packages -------------
+host_version=$(cd /tmp && GOTOOLCHAIN=local go version 2>&1 || true)
+for d in "$root"/tests/oracle/*/; do
+  [ -f "$d/go.mod" ] || continue
+  name=$(basename "$d")
+  bin="$out/oracle/$name"
+  want=$(printf '%s\n' "$(hash_dir "$d")" "$host_version" "$script_hash" | sha256sum | cut -d' ' -f1)
+  if [ "$want" != "$(cat "$bin.inputs.sha256" 2>/dev/null || true)" ] || [ ! -x "$bin" ]; then
+    mkdir -p "$out/oracle"
+    rm -f "$bin" "$bin.inputs.sha256"
+    if ! log=$(cd "$d" && env -u GOEXPERIMENT GOTOOLCHAIN=local go build -o "$bin" . 2>&1); then
+      skip oracle "$name" "go build failed: $(tail -1 <<<"$log")"
+      continue
+    fi
+    echo "$want" >"$bin.inputs.sha256"
+    echo "built oracle/$name"
+  fi
+  printf 'oracle\t%s\t%s\n' "$name" "$bin" >>"$manifest_tmp"
+  built_any=1
+done
+
+# --- bad inputs: files the tracer must reject with the right exit status ----------------
+bad="$out/bad"
+mkdir -p "$bad"
+arm="$bad/arm64-makehints"
+want=$(printf '%s\n' "$testdata_hash" "$host_version" "$script_hash" | sha256sum | cut -d' ' -f1)
+if [ "$want" != "$(cat "$arm.inputs.sha256" 2>/dev/null || true)" ] || [ ! -f "$arm" ]; then
+  rm -f "$arm" "$arm.inputs.sha256"
+  if log=$(cd "$root/testdata" &&
+    env -u GOEXPERIMENT GOTOOLCHAIN=local GOARCH=arm64 go build -o "$arm" ./makehints 2>&1); then
+    echo "$want" >"$arm.inputs.sha256"
+    echo "built bad/arm64-makehints"
+  else
+    skip bad arm64-makehints "go build failed: $(tail -1 <<<"$log")"
+  fi
+fi
+[ -f "$arm" ] && printf 'bad\tarm64-makehints\t%s\n' "$arm" >>"$manifest_tmp"
+
+# The other two are cut from a real amd64 build: the host toolchain's if there is one.
+host_go=$(awk '{print $3}' <<<"$host_version")
+src=$(awk -F'\t' -v v="$host_go" '$1 == "build" && $3 == "default" && $4 == "makehints" {
+  last = $7; if ($6 == v) host = $7 } END { print host ? host : last }' "$manifest_tmp")
+if [ -n "$src" ]; then
+  head -c 65536 "$src" >"$bad/truncated"
+  printf 'bad\ttruncated\t%s\n' "$bad/truncated" >>"$manifest_tmp"
+  # readelf prints "[Nr] Name Type Address Off ..."; strip the "[Nr]" so fields line up.
+  off=$(readelf -SW "$src" | sed -n 's/^ *\[ *[0-9]*\] //p' |
+    awk '$1 == ".gopclntab" {print $4}')
+  if [ -n "$off" ]; then
+    cp "$src" "$bad/badmagic"
+    printf '\xde\xad\xbe\xef' | dd of="$bad/badmagic" bs=1 seek=$((16#$off)) conv=notrunc \
+      status=none
+    printf 'bad\tbadmagic\t%s\n' "$bad/badmagic" >>"$manifest_tmp"
+  else
+    skip bad badmagic "no .gopclntab section in $src"
+  fi
+else
+  skip bad truncated "no default makehints build to cut from"
+  skip bad badmagic "no default makehints build to cut from"
+fi
+
+mv "$manifest_tmp" "$out/manifest.tsv"
+trap - EXIT
+echo "manifest: $out/manifest.tsv ($(grep -c '^build' "$out/manifest.tsv" || true) builds," \
+  "$(grep -c '^skip' "$out/manifest.tsv" || true) skipped)"
+if [ $built_any = 0 ]; then
+  echo "build-testdata: nothing could be built" >&2
+  exit 1
+fi

@@ -22,4 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-"$here/go-toolchains.sh" fetch
+# --host-go-only: the demo needs no other Go release than the machine's own.
+if [ "${1:-}" != "--host-go-only" ]; then
+  "$here/go-toolchains.sh" fetch
+fi

@@ -5,6 +5,11 @@
 // Usage: godwarf BINARY STRUCT...
 // Output: {"producer": "...", "structs": {"STRUCT": {"name", "size", "fields": [{name,
 // offset, size, type_name}]} or null when the binary has no such struct}}.
+//
+// Usage: godwarf -types BINARY TYPE...
+// Output: {"runtime_types": address of the runtime.types symbol, "types": {"TYPE": offset
+// of its runtime type descriptor from runtime.types (the linker's DW_AT_go_runtime_type) or
+// null}}, the truth for gomaptrace's type-name decoding.
 package main
 
 import (
@@ -51,11 +56,51 @@ func entryName(d *dwarf.Data, off dwarf.Offset) string {
 	return s
 }
 
-func main() {
-	if len(os.Args) < 3 {
-		fail("usage: godwarf BINARY STRUCT...")
+// attrGoRuntimeType is DW_AT_go_runtime_type, Go's vendor attribute linking a DWARF type to
+// its runtime type descriptor.
+const attrGoRuntimeType dwarf.Attr = 0x2904
+
+func runtimeTypes(f *elf.File, d *dwarf.Data, names []string) {
+	out := map[string]interface{}{}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+		out[n] = nil
 	}
-	f, err := elf.Open(os.Args[1])
+	r := d.Reader()
+	for {
+		e, err := r.Next()
+		if err != nil {
+			fail("%v", err)
+		}
+		if e == nil {
+			break
+		}
+		name, _ := e.Val(dwarf.AttrName).(string)
+		if !want[name] || out[name] != nil {
+			continue
+		}
+		if addr, ok := e.Val(attrGoRuntimeType).(uint64); ok {
+			out[name] = addr
+		}
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	var base interface{}
+	if syms, err := f.Symbols(); err == nil {
+		for _, s := range syms {
+			if s.Name == "runtime.types" {
+				base = s.Value
+			}
+		}
+	}
+	if err := enc.Encode(map[string]interface{}{"runtime_types": base, "types": out}); err != nil {
+		fail("%v", err)
+	}
+}
+
+func openDWARF(path string) (*elf.File, *dwarf.Data) {
+	f, err := elf.Open(path)
 	if err != nil {
 		fail("%v", err)
 	}
@@ -63,6 +108,19 @@ func main() {
 	if err != nil {
 		fail("%v", err)
 	}
+	return f, d
+}
+
+func main() {
+	if len(os.Args) >= 3 && os.Args[1] == "-types" {
+		f, d := openDWARF(os.Args[2])
+		runtimeTypes(f, d, os.Args[3:])
+		return
+	}
+	if len(os.Args) < 3 {
+		fail("usage: godwarf BINARY STRUCT... | godwarf -types BINARY TYPE...")
+	}
+	_, d := openDWARF(os.Args[1])
 	want := map[string]bool{}
 	out := output{Structs: map[string]*structInfo{}}
 	for _, n := range os.Args[2:] {

@@ -1,0 +1,75 @@
+// layer: golang
+#pragma once
+// Everything gomaptrace knows about one Go executable before it runs: version, ABI, map
+// implementation, runtime layouts and the probes it will plant, each with where the fact
+// came from. `gomaptrace inspect` prints this; the tracer is driven by it.
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gomaptrace/address.hpp"
+#include "gomaptrace/dwarf.hpp"
+#include "gomaptrace/elf.hpp"
+#include "gomaptrace/go_version.hpp"
+#include "gomaptrace/pclntab.hpp"
+#include "gomaptrace/probe_catalog.hpp"
+#include "gomaptrace/runtime_layout.hpp"
+
+namespace gomaptrace {
+
+struct resolved_probe {
+  const probe_spec* spec = nullptr;
+  std::string symbol;
+  file_addr entry;
+  file_addr end;
+  file_addr breakpoint;            // after the stack-check prologue
+  std::vector<file_addr> returns;  // every RET in the body
+  std::string source;              // "symtab" or ".gopclntab"
+  std::vector<std::string> inlined_into;  // callers holding an inlined copy (missed calls)
+};
+
+class go_binary {
+ public:
+  // Throws fatal_error for anything that is not a readable x86-64 Go executable.
+  static std::unique_ptr<go_binary> open(const std::filesystem::path& path);
+
+  const elf_file& elf() const { return *elf_; }
+  const pclntab& pcln() const { return *pcln_; }
+  const dwarf_info* dwarf() const { return dwarf_.get(); }
+  const go_version& version() const { return version_; }
+  const std::string& version_source() const { return version_source_; }
+  map_impl impl() const { return impl_; }
+  const std::string& impl_reason() const { return impl_reason_; }
+  const runtime_layout& layout() const { return layout_; }
+  const std::vector<resolved_probe>& probes() const { return probes_; }
+  // runtime.firstmoduledata and its types section start (link-time addresses).
+  std::optional<file_addr> moduledata() const { return moduledata_; }
+  std::optional<file_addr> types_base() const { return types_base_; }
+  const std::string& moduledata_source() const { return moduledata_source_; }
+  // The tracer needs a register ABI; inspect works on any version.
+  bool traceable(std::string* why) const;
+
+ private:
+  go_binary() = default;
+  void find_version();
+  void find_impl();
+  void find_moduledata();
+  void resolve_probes();
+
+  std::unique_ptr<elf_file> elf_;
+  std::unique_ptr<pclntab> pcln_;
+  std::unique_ptr<dwarf_info> dwarf_;
+  go_version version_;
+  std::string version_source_;
+  map_impl impl_ = map_impl::classic;
+  std::string impl_reason_;
+  runtime_layout layout_;
+  std::vector<resolved_probe> probes_;
+  std::optional<file_addr> moduledata_;
+  std::optional<file_addr> types_base_;
+  std::string moduledata_source_;
+};
+
+}  // namespace gomaptrace

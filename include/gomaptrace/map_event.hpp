@@ -1,0 +1,46 @@
+// layer: trace
+#pragma once
+// Plain event structs the probes produce; outputs format them, tests compare them.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gomaptrace {
+
+struct stack_frame {
+  std::uint64_t pc = 0;  // runtime address (return address - 1 for callers)
+  std::string function;
+  std::string file;
+  int line = 0;
+  bool inlined = false;
+};
+
+struct field_value {
+  std::string name;
+  std::uint64_t value = 0;
+};
+
+struct map_event {
+  std::string event;  // makemap, makemap_small, assign, grow, grow_work, evacuate,
+                      // grow_to_small, grow_to_table, rehash, table_grow, split, install_split
+  std::string func;   // the runtime symbol that was hit, as in the binary
+  std::uint64_t time_ns = 0;  // since the trace started
+  pid_t tid = 0;
+  std::optional<std::int64_t> goid;  // nullopt when R14 did not hold a readable g
+  bool system_stack = false;         // goid 0: running on g0
+  std::uint64_t map = 0;
+  std::optional<std::string> type;  // map[string]int; nullopt when not yet known
+  std::optional<std::int64_t> hint;
+  std::optional<std::uint64_t> arg;  // bucket, oldbucket or newCapacity
+  std::string arg_name;
+  std::vector<field_value> before;  // state at entry, for events seen at return
+  std::vector<field_value> fields;  // state now (after, for events seen at return)
+  std::vector<field_value> table;   // swiss: the receiver table at entry
+  std::optional<std::uint64_t> duration_ns;  // entry to return
+  std::vector<stack_frame> stack;            // the caller chain, innermost first
+};
+
+}  // namespace gomaptrace

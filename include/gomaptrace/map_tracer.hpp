@@ -1,0 +1,132 @@
+// layer: trace
+#pragma once
+// Turns breakpoint hits into map events. It sees a hit as registers plus a memory reader,
+// so it runs the same over a live process or over canned bytes in a unit test.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "gomaptrace/address.hpp"
+#include "gomaptrace/go_binary.hpp"
+#include "gomaptrace/map_event.hpp"
+#include "gomaptrace/type_name.hpp"
+
+namespace gomaptrace {
+
+struct hit_regs {
+  std::uint64_t rip = 0, rsp = 0, rbp = 0, r14 = 0;
+  std::uint64_t rax = 0, rbx = 0, rcx = 0, rdi = 0, rsi = 0, r8 = 0, r9 = 0, r10 = 0, r11 = 0;
+  std::uint64_t arg(arg_reg r) const;
+};
+
+struct hit_context {
+  pid_t tid = 0;
+  std::uint64_t time_ns = 0;  // since the trace started
+  hit_regs regs;
+};
+
+struct breakpoint_request {
+  virt_addr addr;
+  std::size_t probe = 0;  // index into go_binary::probes()
+  bool is_return = false;
+};
+
+class event_sink {
+ public:
+  virtual ~event_sink() = default;
+  virtual void on_event(const map_event& e) = 0;
+};
+
+struct tracer_options {
+  int stack_depth = 6;
+  bool all_events = false;  // print every insert, growWork and evacuate too
+};
+
+// Per creation site (the first caller outside the runtime), for summaries.
+struct site_stats {
+  std::string function;
+  std::string file;
+  int line = 0;
+  std::uint64_t maps = 0;
+  std::uint64_t grows = 0;    // hashGrow, or swiss growToTable/grow/split
+  std::uint64_t assigns = 0;  // inserts into maps made here
+  std::optional<std::int64_t> hint_min, hint_max;
+  std::vector<std::uint64_t> init_ns;  // makemap durations
+  std::map<std::string, std::uint64_t> types;
+};
+
+struct trace_stats {
+  std::map<std::string, std::uint64_t> hits;  // entry hits per runtime symbol
+  std::uint64_t events = 0;                   // events handed to the sink
+  std::uint64_t maps_created = 0;
+  std::uint64_t grows = 0;
+  std::uint64_t unmatched_returns = 0;  // returns whose entry we did not see (attach mid-call)
+  std::uint64_t read_errors = 0;        // tracee memory that could not be read
+  std::map<std::string, site_stats> sites;  // key "file:line"
+};
+
+class map_tracer {
+ public:
+  map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read,
+             tracer_options opts, event_sink& sink);
+
+  const std::vector<breakpoint_request>& breakpoints() const { return requests_; }
+  void on_hit(std::size_t request, const hit_context& ctx);
+  const trace_stats& stats() const { return stats_; }
+  // True when the probe set can count growth (needed by --max-grows).
+  bool can_count_grows() const;
+
+ private:
+  struct pending_call {
+    std::uint64_t time_ns;
+    hit_regs regs;
+    std::vector<field_value> before;
+    std::vector<field_value> table;
+    std::optional<std::string> type;
+    std::vector<stack_frame> stack;
+  };
+  struct map_record {
+    std::string site;  // key into stats_.sites, empty if made before we watched
+    std::optional<std::string> type;
+  };
+
+  void on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx);
+  void on_return(const resolved_probe& p, std::size_t probe, const hit_context& ctx);
+
+  std::optional<std::int64_t> goid(const hit_regs& r);
+  std::optional<std::string> type_name(std::uint64_t type_addr);
+  std::vector<field_value> map_fields(std::uint64_t map);
+  std::vector<field_value> table_fields(std::uint64_t table);
+  std::vector<stack_frame> unwind(const hit_regs& r);
+  const std::vector<stack_frame>& symbolize(std::uint64_t pc, bool is_return_address);
+  std::optional<std::uint64_t> read_u64(std::uint64_t addr);
+  std::int64_t call_key(const hit_context& ctx, std::optional<std::int64_t> g) const;
+  map_event base_event(const resolved_probe& p, const hit_context& ctx,
+                       std::optional<std::int64_t> g);
+  void note_creation(map_event& e);
+  void note_grow(std::uint64_t map);
+  void emit(map_event& e, bool high_volume);
+
+  const go_binary& bin_;
+  std::uint64_t bias_;
+  memory_reader read_;
+  tracer_options opts_;
+  event_sink& sink_;
+  std::vector<breakpoint_request> requests_;
+  std::optional<std::uint64_t> types_base_;
+  trace_stats stats_;
+  std::vector<std::uint64_t*> hit_counters_;  // per probe, into stats_.hits
+  std::unordered_map<std::uint64_t, std::optional<std::string>> type_cache_;
+  std::unordered_map<std::uint64_t, std::vector<stack_frame>> symbol_cache_;
+  std::unordered_map<std::uint64_t, map_record> maps_;
+  // Calls waiting for their return, per goroutine (or thread on g0) and probe.
+  std::map<std::pair<std::int64_t, std::size_t>, std::vector<pending_call>> pending_;
+};
+
+}  // namespace gomaptrace

@@ -1,0 +1,400 @@
+#include "gomaptrace/map_tracer.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_set>
+
+namespace gomaptrace {
+
+std::uint64_t hit_regs::arg(arg_reg r) const {
+  switch (r) {
+    case arg_reg::rax: return rax;
+    case arg_reg::rbx: return rbx;
+    case arg_reg::rcx: return rcx;
+    case arg_reg::rdi: return rdi;
+    case arg_reg::rsi: return rsi;
+    case arg_reg::r8: return r8;
+    case arg_reg::r9: return r9;
+    case arg_reg::r10: return r10;
+    case arg_reg::r11: return r11;
+    case arg_reg::none: return 0;
+  }
+  return 0;
+}
+
+namespace {
+
+std::string event_name(const resolved_probe& p) {
+  const std::string& s = p.symbol;
+  switch (p.spec->role) {
+    case probe_role::create: return "makemap";
+    case probe_role::create_small: return "makemap_small";
+    case probe_role::assign: return "assign";
+    case probe_role::grow: return "grow";
+    case probe_role::grow_work: return "grow_work";
+    case probe_role::evacuate: return "evacuate";
+    case probe_role::map_grow:
+      return s.ends_with("growToSmall") ? "grow_to_small" : "grow_to_table";
+    case probe_role::table_grow:
+      if (s.ends_with(".rehash")) return "rehash";
+      if (s.ends_with(".split")) return "split";
+      return "table_grow";
+    case probe_role::install_split: return "install_split";
+  }
+  return "?";
+}
+
+// Growth in the sense a user asks "how often did my map grow": classic hashGrow, swiss
+// growToTable (small map becomes a table), table grow (capacity doubles) and split.
+bool counts_as_grow(const resolved_probe& p) {
+  if (p.spec->role == probe_role::grow) return true;
+  if (p.spec->role == probe_role::map_grow) return p.symbol.ends_with("growToTable");
+  if (p.spec->role == probe_role::table_grow) return !p.symbol.ends_with(".rehash");
+  return false;
+}
+
+std::uint64_t extract(const std::vector<std::byte>& b, const field_layout& f) {
+  std::uint64_t v = 0;
+  if (f.offset + f.size > b.size() || f.size > 8) return 0;
+  std::memcpy(&v, b.data() + f.offset, f.size);  // little endian
+  return v;
+}
+
+bool is_runtime_frame(const std::string& fn) {
+  return fn.starts_with("runtime.") || fn.starts_with("internal/runtime/");
+}
+
+}  // namespace
+
+map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read,
+                       tracer_options opts, event_sink& sink)
+    : bin_(bin), bias_(load_bias), read_(std::move(read)), opts_(opts), sink_(sink) {
+  const auto& probes = bin_.probes();
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const resolved_probe& p = probes[i];
+    requests_.push_back({to_virt(p.breakpoint, bias_), i, false});
+    if (p.spec->want_return) {
+      for (file_addr r : p.returns) requests_.push_back({to_virt(r, bias_), i, true});
+    }
+    stats_.hits[p.symbol] = 0;
+  }
+  for (const resolved_probe& p : probes) hit_counters_.push_back(&stats_.hits[p.symbol]);
+  if (auto t = bin_.types_base()) types_base_ = t->value() + bias_;
+}
+
+bool map_tracer::can_count_grows() const {
+  return std::any_of(bin_.probes().begin(), bin_.probes().end(),
+                     [](const resolved_probe& p) { return counts_as_grow(p); });
+}
+
+void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
+  const breakpoint_request& r = requests_.at(request);
+  const resolved_probe& p = bin_.probes()[r.probe];
+  if (r.is_return) {
+    on_return(p, r.probe, ctx);
+  } else {
+    ++*hit_counters_[r.probe];
+    on_entry(p, r.probe, ctx);
+  }
+}
+
+std::optional<std::uint64_t> map_tracer::read_u64(std::uint64_t addr) {
+  auto b = read_(addr, 8);
+  if (!b || b->size() != 8) {
+    ++stats_.read_errors;
+    return std::nullopt;
+  }
+  std::uint64_t v;
+  std::memcpy(&v, b->data(), 8);
+  return v;
+}
+
+std::optional<std::int64_t> map_tracer::goid(const hit_regs& r) {
+  // R14 holds g in Go code under the register ABI.
+  if (r.r14 == 0) return std::nullopt;
+  const field_layout& f = bin_.layout().g_goid;
+  auto b = read_(r.r14 + f.offset, f.size);
+  if (!b) {
+    ++stats_.read_errors;
+    return std::nullopt;
+  }
+  return static_cast<std::int64_t>(extract(*b, field_layout{0, f.size}));
+}
+
+std::optional<std::string> map_tracer::type_name(std::uint64_t type_addr) {
+  if (type_addr == 0 || !types_base_) return std::nullopt;
+  auto it = type_cache_.find(type_addr);
+  if (it != type_cache_.end()) return it->second;
+  std::optional<std::string> name;
+  if (auto n = decode_type_name(read_, type_addr, *types_base_, bin_.layout())) name = *n;
+  type_cache_.emplace(type_addr, name);
+  return name;
+}
+
+std::vector<field_value> map_tracer::map_fields(std::uint64_t map) {
+  std::vector<field_value> out;
+  if (map == 0) return out;
+  const runtime_layout& L = bin_.layout();
+  auto bytes = read_(map, L.map_size);
+  if (!bytes) {
+    ++stats_.read_errors;
+    return out;
+  }
+  auto get = [&](const char* name) -> std::optional<std::uint64_t> {
+    if (auto f = L.field(name)) return extract(*bytes, *f);
+    return std::nullopt;
+  };
+  auto put = [&](const char* name) {
+    if (auto v = get(name)) out.push_back({name, *v});
+  };
+  if (L.impl == map_impl::classic) {
+    for (const char* n : {"B", "count", "buckets", "oldbuckets", "flags", "noverflow", "nevacuate"})
+      put(n);
+    return out;
+  }
+  for (const char* n : {"used", "dirLen", "globalDepth", "dirPtr"}) put(n);
+  // Table capacity: a small map is one group of 8 slots; otherwise sum over the distinct
+  // tables of the directory (several directory entries may share a table).
+  std::uint64_t dir_ptr = get("dirPtr").value_or(0);
+  std::uint64_t dir_len = get("dirLen").value_or(0);
+  std::uint64_t capacity = 0, tables = 0;
+  if (dir_len == 0) {
+    capacity = dir_ptr ? 8 : 0;
+  } else if (dir_len <= (1u << 16)) {
+    auto dir = read_(dir_ptr, dir_len * 8);
+    const field_layout* cap_f = nullptr;
+    for (const auto& [name, f] : L.table_fields)
+      if (name == "capacity") cap_f = &f;
+    if (dir && cap_f) {
+      std::unordered_set<std::uint64_t> seen;
+      for (std::uint64_t i = 0; i < dir_len; ++i) {
+        std::uint64_t t;
+        std::memcpy(&t, dir->data() + i * 8, 8);
+        if (!t || !seen.insert(t).second) continue;
+        if (auto c = read_(t + cap_f->offset, cap_f->size)) {
+          capacity += extract(*c, field_layout{0, cap_f->size});
+        } else {
+          ++stats_.read_errors;
+        }
+      }
+      tables = seen.size();
+    } else if (!dir) {
+      ++stats_.read_errors;
+    }
+  }
+  out.push_back({"capacity", capacity});
+  out.push_back({"tables", dir_len == 0 ? 0 : tables});
+  return out;
+}
+
+std::vector<field_value> map_tracer::table_fields(std::uint64_t table) {
+  std::vector<field_value> out;
+  const runtime_layout& L = bin_.layout();
+  if (table == 0 || L.table_size == 0) return out;
+  auto bytes = read_(table, L.table_size);
+  if (!bytes) {
+    ++stats_.read_errors;
+    return out;
+  }
+  for (const auto& [name, f] : L.table_fields) {
+    if (name == "used" || name == "capacity" || name == "growthLeft" || name == "localDepth" ||
+        name == "index") {
+      out.push_back({name, extract(*bytes, f)});
+    }
+  }
+  return out;
+}
+
+const std::vector<stack_frame>& map_tracer::symbolize(std::uint64_t pc, bool is_return_address) {
+  // A return address points after the call; the call's line is at pc-1.
+  std::uint64_t lookup = is_return_address ? pc - 1 : pc;
+  auto it = symbol_cache_.find(lookup);
+  if (it != symbol_cache_.end()) return it->second;
+  std::vector<stack_frame> frames;
+  if (lookup >= bias_) {
+    for (const source_frame& f : bin_.pcln().symbolize(to_file(virt_addr(lookup), bias_))) {
+      frames.push_back({lookup, f.function, f.file, f.line, f.inlined});
+    }
+  }
+  if (frames.empty()) frames.push_back({lookup, "?", "", 0, false});
+  return symbol_cache_.emplace(lookup, std::move(frames)).first->second;
+}
+
+std::vector<stack_frame> map_tracer::unwind(const hit_regs& r) {
+  // At the probe (before `push rbp`) and at a RET, [rsp] is the return address and rbp is
+  // still the caller's frame pointer: walk the rbp chain from there.
+  std::vector<stack_frame> out;
+  const std::size_t depth = static_cast<std::size_t>(std::max(opts_.stack_depth, 0));
+  if (depth == 0) return out;
+  auto ret = read_u64(r.rsp);
+  std::uint64_t fp = r.rbp;
+  while (ret && *ret && out.size() < depth) {
+    for (const stack_frame& f : symbolize(*ret, true)) {
+      if (out.size() == depth) break;
+      out.push_back(f);
+    }
+    if (fp == 0) break;
+    auto next_ret = read_u64(fp + 8);
+    auto next_fp = read_u64(fp);
+    if (!next_ret || !next_fp) break;
+    // Frames live higher up the stack: a chain that does not climb is broken.
+    if (*next_fp != 0 && *next_fp <= fp) {
+      ret = next_ret;
+      fp = 0;
+      continue;
+    }
+    ret = next_ret;
+    fp = *next_fp;
+  }
+  return out;
+}
+
+std::int64_t map_tracer::call_key(const hit_context& ctx, std::optional<std::int64_t> g) const {
+  // Goroutines move between threads but keep their id; g0 is per thread.
+  if (g && *g > 0) return *g;
+  return -static_cast<std::int64_t>(ctx.tid);
+}
+
+map_event map_tracer::base_event(const resolved_probe& p, const hit_context& ctx,
+                                 std::optional<std::int64_t> g) {
+  map_event e;
+  e.event = event_name(p);
+  e.func = p.symbol;
+  e.time_ns = ctx.time_ns;
+  e.tid = ctx.tid;
+  e.goid = g;
+  e.system_stack = g && *g == 0;
+  return e;
+}
+
+void map_tracer::emit(map_event& e, bool high_volume) {
+  if (high_volume && !opts_.all_events) return;
+  ++stats_.events;
+  sink_.on_event(e);
+}
+
+void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx) {
+  const probe_spec& s = *p.spec;
+  const bool printed = !s.high_volume || opts_.all_events;
+  if (s.role == probe_role::assign) {
+    // The hot path: count it against its map and site; build an event only when printed.
+    std::uint64_t m = ctx.regs.arg(s.map_arg);
+    auto it = maps_.find(m);
+    if (it != maps_.end()) {
+      if (!it->second.site.empty()) ++stats_.sites[it->second.site].assigns;
+      if (!it->second.type) it->second.type = type_name(ctx.regs.arg(s.type_arg));
+    }
+    if (!printed) return;
+  } else if (!printed) {
+    return;
+  }
+
+  auto g = goid(ctx.regs);
+  if (s.want_return) {
+    pending_call c;
+    c.time_ns = ctx.time_ns;
+    c.regs = ctx.regs;
+    if (s.type_arg != arg_reg::none) c.type = type_name(ctx.regs.arg(s.type_arg));
+    if (s.map_arg != arg_reg::none) c.before = map_fields(ctx.regs.arg(s.map_arg));
+    if (s.table_arg != arg_reg::none) c.table = table_fields(ctx.regs.arg(s.table_arg));
+    c.stack = unwind(ctx.regs);
+    pending_[{call_key(ctx, g), probe}].push_back(std::move(c));
+    return;
+  }
+
+  map_event e = base_event(p, ctx, g);
+  e.map = s.map_arg != arg_reg::none ? ctx.regs.arg(s.map_arg) : 0;
+  if (s.type_arg != arg_reg::none) e.type = type_name(ctx.regs.arg(s.type_arg));
+  if (!e.type) {
+    if (auto it = maps_.find(e.map); it != maps_.end()) e.type = it->second.type;
+  }
+  if (s.extra_arg != arg_reg::none) {
+    e.arg = ctx.regs.arg(s.extra_arg);
+    e.arg_name = s.role == probe_role::grow_work ? "bucket" : "oldbucket";
+  }
+  e.fields = map_fields(e.map);
+  if (s.table_arg != arg_reg::none) e.table = table_fields(ctx.regs.arg(s.table_arg));
+  e.stack = unwind(ctx.regs);
+  emit(e, s.high_volume);
+}
+
+void map_tracer::on_return(const resolved_probe& p, std::size_t probe, const hit_context& ctx) {
+  auto g = goid(ctx.regs);
+  auto it = pending_.find({call_key(ctx, g), probe});
+  if (it == pending_.end() || it->second.empty()) {
+    ++stats_.unmatched_returns;
+    return;
+  }
+  pending_call c = std::move(it->second.back());
+  it->second.pop_back();
+  if (it->second.empty()) pending_.erase(it);
+
+  const probe_spec& s = *p.spec;
+  map_event e = base_event(p, ctx, g);
+  e.time_ns = c.time_ns;
+  e.duration_ns = ctx.time_ns - c.time_ns;
+  e.stack = std::move(c.stack);
+  e.type = c.type;
+  e.before = std::move(c.before);
+  e.table = std::move(c.table);
+  switch (s.role) {
+    case probe_role::create:
+    case probe_role::create_small:
+      e.map = ctx.regs.rax;  // the result
+      if (s.extra_arg != arg_reg::none) e.hint = static_cast<std::int64_t>(c.regs.arg(s.extra_arg));
+      e.fields = map_fields(e.map);
+      note_creation(e);
+      break;
+    default:
+      e.map = c.regs.arg(s.map_arg);
+      e.fields = map_fields(e.map);
+      if (s.extra_arg != arg_reg::none) {
+        e.arg = c.regs.arg(s.extra_arg);
+        e.arg_name = "newCapacity";
+      }
+      if (!e.type) {
+        if (auto m = maps_.find(e.map); m != maps_.end()) e.type = m->second.type;
+      }
+      if (counts_as_grow(p)) note_grow(e.map);
+      break;
+  }
+  emit(e, false);
+}
+
+void map_tracer::note_creation(map_event& e) {
+  ++stats_.maps_created;
+  // The creation site is the first caller outside the runtime.
+  const stack_frame* site = nullptr;
+  for (const stack_frame& f : e.stack) {
+    if (!is_runtime_frame(f.function)) {
+      site = &f;
+      break;
+    }
+  }
+  std::string key;
+  if (site) {
+    key = site->file + ":" + std::to_string(site->line);
+    site_stats& st = stats_.sites[key];
+    st.function = site->function;
+    st.file = site->file;
+    st.line = site->line;
+    ++st.maps;
+    if (e.hint) {
+      st.hint_min = st.hint_min ? std::min(*st.hint_min, *e.hint) : *e.hint;
+      st.hint_max = st.hint_max ? std::max(*st.hint_max, *e.hint) : *e.hint;
+    }
+    if (e.duration_ns) st.init_ns.push_back(*e.duration_ns);
+    ++st.types[e.type.value_or("?")];
+  }
+  // A map address can be reused after the old map was collected: start afresh.
+  maps_[e.map] = map_record{key, e.type};
+}
+
+void map_tracer::note_grow(std::uint64_t map) {
+  ++stats_.grows;
+  if (auto it = maps_.find(map); it != maps_.end() && !it->second.site.empty()) {
+    ++stats_.sites[it->second.site].grows;
+  }
+}
+
+}  // namespace gomaptrace

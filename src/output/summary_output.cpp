@@ -1,0 +1,121 @@
+#include "gomaptrace/summary_output.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "gomaptrace/event_output.hpp"
+
+namespace gomaptrace {
+
+namespace {
+struct percentiles {
+  std::uint64_t p50 = 0, p99 = 0, max = 0;
+  double mean = 0;
+};
+percentiles compute(std::vector<std::uint64_t> v) {
+  percentiles p;
+  if (v.empty()) return p;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1) + 0.5))]; };
+  p.p50 = at(0.5);
+  p.p99 = at(0.99);
+  p.max = v.back();
+  double sum = 0;
+  for (auto x : v) sum += static_cast<double>(x);
+  p.mean = sum / static_cast<double>(v.size());
+  return p;
+}
+
+std::vector<const site_stats*> sites_by_maps(const trace_stats& s) {
+  std::vector<const site_stats*> v;
+  for (const auto& [k, st] : s.sites) v.push_back(&st);
+  std::stable_sort(v.begin(), v.end(), [](auto* a, auto* b) {
+    if (a->grows != b->grows) return a->grows > b->grows;
+    return a->maps > b->maps;
+  });
+  return v;
+}
+}  // namespace
+
+nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
+  using nlohmann::json;
+  json j;
+  j["binary"] = run.binary;
+  j["go_version"] = run.go_version;
+  j["map_impl"] = run.map_impl;
+  j["pid"] = run.pid;
+  j["attached"] = run.attached;
+  j["detached"] = run.detached;
+  j["exit_status"] = run.exit_status ? json(*run.exit_status) : json(nullptr);
+  j["signal"] = run.signal ? json(*run.signal) : json(nullptr);
+  j["duration_ns"] = run.duration_ns;
+  j["hits"] = json::object();
+  for (const auto& [sym, n] : stats.hits) j["hits"][sym] = n;
+  j["maps_created"] = stats.maps_created;
+  j["grows"] = stats.grows;
+  j["events"] = stats.events;
+  j["unmatched_returns"] = stats.unmatched_returns;
+  j["read_errors"] = stats.read_errors;
+  json sites = json::array();
+  for (const site_stats* st : sites_by_maps(stats)) {
+    percentiles p = compute(st->init_ns);
+    json s = {{"function", st->function}, {"file", st->file}, {"line", st->line},
+              {"maps", st->maps},         {"grows", st->grows}, {"assigns", st->assigns},
+              {"types", st->types}};
+    s["hint_min"] = st->hint_min ? json(*st->hint_min) : json(nullptr);
+    s["hint_max"] = st->hint_max ? json(*st->hint_max) : json(nullptr);
+    s["init_ns"] = {{"count", st->init_ns.size()}, {"mean", p.mean}, {"p50", p.p50},
+                    {"p99", p.p99}, {"max", p.max}};
+    sites.push_back(std::move(s));
+  }
+  j["sites"] = std::move(sites);
+  return j;
+}
+
+void write_summary_text(std::ostream& out, const trace_stats& stats, const run_outcome& run) {
+  std::uint64_t assigns = 0;
+  for (const auto& [sym, n] : stats.hits)
+    if (sym.find("mapassign") != std::string::npos) assigns += n;
+  std::string how;
+  if (run.detached) {
+    how = "detached; the program runs on";
+  } else if (run.signal) {
+    how = fmt::format("program killed by signal {}", *run.signal);
+  } else if (run.exit_status) {
+    how = fmt::format("program exited with status {}", *run.exit_status);
+  }
+  out << fmt::format("\ngomaptrace: {} ({} maps), {} maps created, {} grows, {} inserts in {}; {}\n",
+                     run.go_version, run.map_impl, stats.maps_created, stats.grows, assigns,
+                     format_duration(run.duration_ns), how);
+  if (!stats.sites.empty()) {
+    out << fmt::format("  {:<34} {:>6} {:>6} {:>8} {:>11} {:>9} {:>9}  {}\n", "creation site",
+                       "maps", "grows", "inserts", "hint", "init p50", "init max", "types");
+    for (const site_stats* st : sites_by_maps(stats)) {
+      percentiles p = compute(st->init_ns);
+      std::string file = st->file;
+      if (auto slash = file.rfind('/'); slash != std::string::npos) file = file.substr(slash + 1);
+      std::string site = fmt::format("{}:{}", file, st->line);
+      std::string hint = !st->hint_min ? "-"
+                         : *st->hint_min == *st->hint_max
+                             ? fmt::format("{}", *st->hint_min)
+                             : fmt::format("{}..{}", *st->hint_min, *st->hint_max);
+      std::string types;
+      for (const auto& [t, n] : st->types) types += (types.empty() ? "" : ", ") + t;
+      out << fmt::format("  {:<34} {:>6} {:>6} {:>8} {:>11} {:>9} {:>9}  {}\n",
+                         site + " " + st->function.substr(st->function.rfind('.') + 1), st->maps,
+                         st->grows, st->assigns, hint, format_duration(p.p50),
+                         format_duration(p.max), types);
+    }
+  }
+  out << "  hits:";
+  for (const auto& [sym, n] : stats.hits)
+    if (n) out << ' ' << sym << '=' << n;
+  out << '\n';
+  if (stats.unmatched_returns || stats.read_errors) {
+    out << fmt::format("  note: {} returns without a seen entry, {} unreadable memory reads\n",
+                       stats.unmatched_returns, stats.read_errors);
+  }
+}
+
+}  // namespace gomaptrace

@@ -1,0 +1,145 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "gomaptrace/chrome_trace.hpp"
+#include "gomaptrace/event_output.hpp"
+#include "gomaptrace/summary_output.hpp"
+
+using namespace gomaptrace;
+
+namespace {
+map_event grow_event() {
+  map_event e;
+  e.event = "grow";
+  e.func = "runtime.hashGrow";
+  e.time_ns = 1'500'000;
+  e.tid = 42;
+  e.goid = 7;
+  e.map = 0xc000010000;
+  e.type = "map[string]int";
+  e.before = {{"B", 2}, {"count", 26}, {"oldbuckets", 0}};
+  e.fields = {{"B", 3}, {"count", 26}, {"oldbuckets", 0xc000020000}};
+  e.duration_ns = 2500;
+  e.stack = {{0x401000, "main.fill", "/src/main.go", 12, false},
+             {0x402000, "main.main", "/src/main.go", 30, true}};
+  return e;
+}
+}  // namespace
+
+TEST(text_output, shows_changes_with_arrows_and_the_call_chain) {
+  std::ostringstream s;
+  text_event_output out(s);
+  out.on_event(grow_event());
+  const std::string text = s.str();
+  EXPECT_NE(text.find("grow"), std::string::npos);
+  EXPECT_NE(text.find("map[string]int"), std::string::npos);
+  EXPECT_NE(text.find("0xc000010000"), std::string::npos);
+  EXPECT_NE(text.find("tid=42 g=7"), std::string::npos);
+  EXPECT_NE(text.find("took 2.5µs"), std::string::npos);
+  EXPECT_NE(text.find("B 2→3 count=26 oldbuckets 0x0→0xc000020000"), std::string::npos) << text;
+  EXPECT_NE(text.find("at main.fill /src/main.go:12"), std::string::npos) << text;
+  EXPECT_NE(text.find("main.main (inlined) /src/main.go:30"), std::string::npos) << text;
+}
+
+TEST(text_output, says_system_stack_instead_of_a_goroutine_id) {
+  std::ostringstream s;
+  text_event_output out(s);
+  map_event e = grow_event();
+  e.goid = 0;
+  e.system_stack = true;
+  out.on_event(e);
+  EXPECT_NE(s.str().find("g0(system stack)"), std::string::npos);
+}
+
+TEST(json_output, one_object_per_line_with_the_contract_fields) {
+  std::ostringstream s;
+  json_event_output out(s);
+  out.on_event(grow_event());
+  out.on_event(grow_event());
+  std::istringstream in(s.str());
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    for (const char* k : {"event", "func", "time_ns", "tid", "goid", "map", "type", "fields", "stack"})
+      EXPECT_TRUE(j.contains(k)) << k;
+    EXPECT_EQ(j["func"], "runtime.hashGrow");
+    EXPECT_EQ(j["fields"]["B"], 3);
+    EXPECT_EQ(j["before"]["B"], 2);
+    EXPECT_EQ(j["map"], "0xc000010000");
+    EXPECT_EQ(j["stack"][1]["func"], "main.main");
+    EXPECT_EQ(j["stack"][1]["line"], 30);
+    EXPECT_EQ(j["duration_ns"], 2500);
+    ++n;
+  }
+  EXPECT_EQ(n, 2);
+}
+
+TEST(json_output, unknown_goroutine_and_type_are_null) {
+  std::ostringstream s;
+  json_event_output out(s);
+  map_event e = grow_event();
+  e.goid.reset();
+  e.type.reset();
+  out.on_event(e);
+  auto j = nlohmann::json::parse(s.str());
+  EXPECT_TRUE(j["goid"].is_null());
+  EXPECT_TRUE(j["type"].is_null());
+}
+
+TEST(summary, json_has_hits_version_impl_and_exit_status) {
+  trace_stats st;
+  st.hits["runtime.makemap"] = 27;
+  st.hits["runtime.hashGrow"] = 3;
+  st.grows = 3;
+  st.maps_created = 27;
+  site_stats site;
+  site.function = "main.mkInt";
+  site.file = "/src/main.go";
+  site.line = 31;
+  site.maps = 9;
+  site.grows = 3;
+  site.init_ns = {100, 200, 300};
+  site.hint_min = 0;
+  site.hint_max = 1024;
+  st.sites["/src/main.go:31"] = site;
+  run_outcome run;
+  run.go_version = "go1.23.12";
+  run.map_impl = "classic";
+  run.exit_status = 3;
+  auto j = summary_json(st, run);
+  EXPECT_EQ(j["hits"]["runtime.makemap"], 27);
+  EXPECT_EQ(j["hits"]["runtime.hashGrow"], 3);
+  EXPECT_EQ(j["go_version"], "go1.23.12");
+  EXPECT_EQ(j["map_impl"], "classic");
+  EXPECT_EQ(j["exit_status"], 3);
+  ASSERT_EQ(j["sites"].size(), 1u);
+  EXPECT_EQ(j["sites"][0]["init_ns"]["p50"], 200);
+  EXPECT_EQ(j["sites"][0]["init_ns"]["max"], 300);
+
+  std::ostringstream text;
+  write_summary_text(text, st, run);
+  EXPECT_NE(text.str().find("main.go:31 mkInt"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("0..1024"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("program exited with status 3"), std::string::npos) << text.str();
+}
+
+TEST(chrome_trace, spans_for_timed_events_and_lanes_per_goroutine) {
+  chrome_trace_output ct(1234);
+  ct.on_event(grow_event());
+  map_event instant = grow_event();
+  instant.duration_ns.reset();
+  instant.goid = 0;
+  ct.on_event(instant);
+  std::ostringstream s;
+  ct.write(s);
+  auto j = nlohmann::json::parse(s.str());
+  ASSERT_EQ(j["traceEvents"].size(), 2u);
+  EXPECT_EQ(j["traceEvents"][0]["ph"], "X");
+  EXPECT_EQ(j["traceEvents"][0]["tid"], 7);
+  EXPECT_DOUBLE_EQ(j["traceEvents"][0]["dur"].get<double>(), 2.5);
+  EXPECT_EQ(j["traceEvents"][1]["ph"], "i");
+  EXPECT_EQ(j["traceEvents"][1]["tid"], -42);  // g0 work on its thread's lane
+}

@@ -27,7 +27,12 @@ std::unique_ptr<go_binary> go_binary::open(const std::filesystem::path& path) {
   b->dwarf_ = dwarf_info::open(path);
   b->find_version();
   b->find_impl();
-  b->layout_ = resolve_runtime_layout(b->version_, b->impl_, b->dwarf_.get());
+  try {
+    b->layout_ = resolve_runtime_layout(b->version_, b->impl_, b->dwarf_.get());
+  } catch (const fatal_error& e) {
+    // The layout code knows versions, not files: name the file for the user.
+    throw fatal_error(e.code(), fmt::format("{}: {}", path.string(), e.what()));
+  }
   b->find_moduledata();
   b->resolve_probes();
   return b;

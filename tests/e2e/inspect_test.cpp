@@ -1,0 +1,252 @@
+// `gomaptrace inspect` against outside truth: Go's own disassembler (go tool objdump, which
+// reads .gopclntab through debug/gosym) names every probed function's entry, its RET
+// instructions and the stack check the breakpoint must follow. And bad input gets one line
+// and its own exit status.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <algorithm>
+#include <unistd.h>
+#include <sstream>
+
+#include "support/run.hpp"
+#include "support/testdata.hpp"
+
+using namespace gomaptrace::testing;
+using nlohmann::json;
+
+namespace {
+
+struct objdump_func {
+  std::uint64_t entry = 0;
+  std::uint64_t after_check = 0;  // address after the stack check's conditional jump
+  std::vector<std::uint64_t> rets;
+};
+
+const char* probe_regex =
+    "^(runtime\\.(makemap|makemap64|makemap_small|mapassign(_fast.*)?|hashGrow|growWork(_fast.*)?|"
+    "evacuate(_fast.*)?)|internal/runtime/maps\\.\\(\\*(Map|table)\\)\\.(growToSmall|growToTable|"
+    "rehash|grow|split|installTableSplit))$";
+
+std::map<std::string, objdump_func> objdump(const std::filesystem::path& bin) {
+  auto r = run_command({"/usr/local/go/bin/go", "tool", "objdump", "-s", probe_regex, bin.string()});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::map<std::string, objdump_func> out;
+  std::istringstream in(r.out);
+  std::string line, cur;
+  std::vector<std::pair<std::uint64_t, std::string>> insns;
+  auto finish = [&] {
+    if (cur.empty() || insns.empty()) return;
+    objdump_func f;
+    f.entry = insns[0].first;
+    for (std::size_t i = 0; i < insns.size(); ++i) {
+      if (insns[i].second.starts_with("RET")) f.rets.push_back(insns[i].first);
+    }
+    // CMPQ SP, 0x10(R14) or LEAQ -N(SP), R12; CMPQ R12, 0x10(R14); then JBE/JLS.
+    for (std::size_t i = 0; i + 2 < insns.size() && i < 3; ++i) {
+      if (insns[i].second.find("0x10(R14)") != std::string::npos &&
+          insns[i].second.starts_with("CMPQ") &&
+          (insns[i + 1].second.starts_with("JBE") || insns[i + 1].second.starts_with("JLS") ||
+           insns[i + 1].second.starts_with("JB") || insns[i + 1].second.starts_with("JCS"))) {
+        f.after_check = insns[i + 2].first;
+      }
+    }
+    if (!f.after_check) f.after_check = f.entry;
+    out[cur] = f;
+  };
+  while (std::getline(in, line)) {
+    if (line.starts_with("TEXT ")) {
+      finish();
+      insns.clear();
+      cur = line.substr(5, line.find("(SB)") - 5);
+      continue;
+    }
+    // "  map.go:62\t\t0x4782e0\t\t493b6610\t\tCMPQ SP, 0x10(R14)\t"
+    std::vector<std::string> cols;
+    std::string col;
+    std::istringstream ls(line);
+    while (std::getline(ls, col, '\t'))
+      if (!col.empty()) cols.push_back(col);
+    if (cols.size() >= 4 && cols[1].starts_with("0x")) {
+      insns.emplace_back(std::stoull(cols[1], nullptr, 16), cols[3]);
+    }
+  }
+  finish();
+  return out;
+}
+
+std::uint64_t hex(const json& j) { return std::stoull(j.get<std::string>(), nullptr, 16); }
+
+}  // namespace
+
+TEST(inspect, probes_match_go_objdump_for_every_build) {
+  auto builds = testdata_builds("makehints");
+  if (builds.empty()) GTEST_SKIP() << "no testdata manifest; run scripts/build-testdata.sh";
+  for (const auto& b : builds) {
+    SCOPED_TRACE(b.name());
+    auto r = run_command({gomaptrace_binary(), "inspect", "--json", b.path.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    json j = json::parse(r.out);
+    EXPECT_EQ(j["map_impl"], b.map_impl);
+    EXPECT_EQ(j["go_version"], b.go_version);
+    EXPECT_EQ(j["layout"]["source"], (b.variant == "nodwarf" || b.variant == "stripped") ? "table" : "dwarf");
+    EXPECT_FALSE(j["types_base"].is_null());
+    auto truth = objdump(b.path);
+    ASSERT_FALSE(truth.empty());
+    std::set<std::string> seen;
+    for (const json& p : j["probes"]) {
+      std::string sym = p["symbol"];
+      seen.insert(sym);
+      ASSERT_TRUE(truth.count(sym)) << sym << " not known to go tool objdump";
+      const objdump_func& t = truth[sym];
+      EXPECT_EQ(hex(p["entry"]), t.entry) << sym;
+      EXPECT_EQ(hex(p["breakpoint"]), t.after_check) << sym;
+      std::vector<std::uint64_t> rets;
+      for (const json& a : p["returns"]) rets.push_back(hex(a));
+      EXPECT_EQ(rets, t.rets) << sym;
+    }
+    // Every function objdump finds is probed: nothing is silently left out.
+    for (const auto& [sym, f] : truth) EXPECT_TRUE(seen.count(sym)) << sym << " not probed";
+    // The core probes exist in every build.
+    EXPECT_TRUE(seen.count("runtime.makemap"));
+    EXPECT_TRUE(seen.count("runtime.mapassign_fast64"));
+    EXPECT_TRUE(seen.count(b.map_impl == "classic" ? "runtime.hashGrow"
+                                                   : "internal/runtime/maps.(*Map).growToTable"));
+  }
+}
+
+TEST(inspect, text_output_names_version_impl_and_probes) {
+  auto builds = testdata_builds("makehints");
+  if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
+  auto r = run_command({gomaptrace_binary(), "inspect", builds[0].path.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(builds[0].go_version), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("runtime.makemap"), std::string::npos);
+  EXPECT_NE(r.out.find("g.goid"), std::string::npos);
+}
+
+TEST(inspect, pie_reports_file_addresses) {
+  for (const auto& b : testdata_builds("makehints")) {
+    if (b.variant != "pie") continue;
+    auto r = run_command({gomaptrace_binary(), "inspect", "--json", b.path.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    json j = json::parse(r.out);
+    EXPECT_TRUE(j["pie"].get<bool>()) << b.name();
+    EXPECT_FALSE(j["types_base"].is_null()) << b.name();
+  }
+}
+
+namespace {
+struct bad_case {
+  std::string name;
+  std::string path;
+  int code;
+  std::string says;
+};
+
+void expect_one_line_error(const command_result& r, int code, const std::string& path,
+                           const std::string& says) {
+  EXPECT_EQ(r.status, code) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
+}
+
+std::filesystem::path temp_file(const std::string& name, const std::string& content) {
+  auto p = std::filesystem::temp_directory_path() / ("gomaptrace-test-" + name);
+  std::ofstream(p) << content;
+  return p;
+}
+
+// A copy of `src` with the first occurrence of `from` replaced by `to` (same length).
+std::filesystem::path patched_copy(const std::filesystem::path& src, const std::string& name,
+                                   const std::string& from, const std::string& to) {
+  std::ifstream in(src, std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), {});
+  auto pos = data.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  if (pos != std::string::npos) data.replace(pos, from.size(), to);
+  auto p = std::filesystem::temp_directory_path() / ("gomaptrace-test-" + name);
+  std::ofstream(p, std::ios::binary) << data;
+  std::filesystem::permissions(p, std::filesystem::perms::owner_all);
+  return p;
+}
+}  // namespace
+
+TEST(bad_input, one_line_and_a_distinct_exit_status) {
+  auto text = temp_file("text", "just some text\n");
+  std::vector<bad_case> cases = {
+      {"missing", "/nonexistent/gomaptrace/prog", 100, "no such file"},
+      {"directory", "/tmp", 101, "directory"},
+      {"text", text.string(), 103, "not an ELF file"},
+      {"not go", "/bin/ls", 105, "not a Go binary"},
+  };
+  auto bad = testdata_dir() / "bad";
+  if (std::filesystem::exists(bad / "arm64-makehints")) {
+    cases.push_back({"arm64", (bad / "arm64-makehints").string(), 104, "AArch64"});
+    cases.push_back({"truncated", (bad / "truncated").string(), 106, ""});
+    cases.push_back({"bad pclntab", (bad / "badmagic").string(), 106, "pclntab"});
+  }
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    expect_one_line_error(run_command({gomaptrace_binary(), "inspect", c.path}), c.code, c.path, c.says);
+    // The trace command refuses the same input the same way, before launching anything.
+    expect_one_line_error(run_command({gomaptrace_binary(), c.path}), c.code, c.path, c.says);
+  }
+}
+
+TEST(bad_input, usage_errors_exit_2) {
+  EXPECT_EQ(run_command({gomaptrace_binary()}).status, 2);
+  EXPECT_EQ(run_command({gomaptrace_binary(), "--stack", "-3", "/bin/true"}).status, 2);
+  EXPECT_EQ(run_command({gomaptrace_binary(), "inspect"}).status, 2);
+  auto help = run_command({gomaptrace_binary(), "--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("--summary-json"), std::string::npos);
+}
+
+TEST(bad_input, permission_denied) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make a file only root can read";
+  if (run_command({"setpriv", "--help"}).status != 0) GTEST_SKIP() << "no setpriv";
+  auto builds = testdata_builds("makehints");
+  if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
+  auto p = std::filesystem::temp_directory_path() / "gomaptrace-test-private";
+  std::filesystem::copy_file(builds[0].path, p, std::filesystem::copy_options::overwrite_existing);
+  chmod(p.c_str(), 0700);
+  auto r = run_command({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        gomaptrace_binary(), "inspect", p.string()});
+  expect_one_line_error(r, 102, p.string(), "ermission denied");
+}
+
+TEST(bad_input, stack_abi_go_is_inspected_but_not_traced) {
+  // No Go older than 1.17 can be had here; a 1.19 binary whose version string says 1.16 takes
+  // the same path through the tool.
+  std::filesystem::path src;
+  for (const auto& b : testdata_builds("exitcode"))
+    if (b.label == "go1.19" && b.variant == "default") src = b.path;
+  if (src.empty()) GTEST_SKIP() << "no go1.19 build";
+  auto p = patched_copy(src, "go116", "go1.19.", "go1.16.");
+  auto r = run_command({gomaptrace_binary(), "inspect", "--json", p.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["abi"], "stack");
+  EXPECT_FALSE(j["traceable"].get<bool>());
+  auto t = run_command({gomaptrace_binary(), p.string()});
+  expect_one_line_error(t, 107, p.string(), "Go 1.17 or newer");
+  EXPECT_EQ(t.out, "");  // the program never ran
+}
+
+TEST(bad_input, unknown_go_version_without_dwarf) {
+  std::filesystem::path src;
+  for (const auto& b : testdata_builds("exitcode"))
+    if (b.label == "go1.26" && b.variant == "stripped") src = b.path;
+  if (src.empty()) GTEST_SKIP() << "no go1.26 stripped build";
+  auto p = patched_copy(src, "go199", "go1.26.", "go1.99.");
+  expect_one_line_error(run_command({gomaptrace_binary(), "inspect", p.string()}), 107, p.string(),
+                        "1.99");
+}

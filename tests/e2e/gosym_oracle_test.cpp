@@ -1,0 +1,171 @@
+// The .gopclntab reader against Go's own debug/gosym (tests/oracle/gosym), and its inline
+// expansion against the DWARF inline records (llvm-symbolizer), on every Go version and
+// variant that scripts/build-testdata.sh produced.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gomaptrace/buildinfo.hpp"
+#include "gomaptrace/elf.hpp"
+#include "gomaptrace/pclntab.hpp"
+#include "support/testdata.hpp"
+
+namespace gomaptrace {
+namespace {
+
+namespace td = gomaptrace::testing;
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = ::pclose(p);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << cmd;
+  return out;
+}
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// The functions the tracer puts breakpoints on: their bounds must be exact.
+bool is_map_function(const std::string& name) {
+  return (name.rfind("runtime.", 0) == 0 && name.find("map") != std::string::npos) ||
+         name.rfind("internal/runtime/maps.", 0) == 0;
+}
+
+#define SKIP_WITHOUT_TESTDATA(builds)                                                        \
+  if ((builds).empty())                                                                     \
+    GTEST_SKIP() << "no testdata manifest at " << (td::testdata_dir() / "manifest.tsv")     \
+                 << " (run scripts/build-testdata.sh)";                                     \
+  if (!std::filesystem::exists(td::oracle("gosym")))                                        \
+    GTEST_SKIP() << "no oracle at " << td::oracle("gosym") << " (run scripts/build-testdata.sh)"
+
+TEST(GosymOracle, FunctionBoundsAndLinesMatchDebugGosym) {
+  const auto builds = td::testdata_builds();
+  SKIP_WITHOUT_TESTDATA(builds);
+  for (const auto& b : builds) {
+    SCOPED_TRACE(b.name());
+    auto elf = elf_file::open(b.path);
+    auto tab = pclntab::parse(*elf);
+    const auto oracle = nlohmann::json::parse(run(td::oracle("gosym").string() + " " + b.path.string()));
+
+    EXPECT_EQ(read_go_version_string(*elf).value_or("<none>"), oracle["go_version"].get<std::string>());
+    ASSERT_EQ(tab->functions().size(), oracle["funcs"].size());
+
+    std::vector<file_addr> pcs;
+    std::size_t compared = 0;
+    for (const auto& f : oracle["funcs"]) {
+      const auto name = f["name"].get<std::string>();
+      if (!is_map_function(name)) continue;
+      const go_func* mine = tab->find(name);
+      ASSERT_NE(mine, nullptr) << name;
+      EXPECT_EQ(mine->entry.value(), f["entry"].get<std::uint64_t>()) << name;
+      EXPECT_EQ(mine->end.value(), f["end"].get<std::uint64_t>()) << name;
+      EXPECT_EQ(tab->function_at(mine->entry), mine) << name;
+      ++compared;
+      pcs.push_back(mine->entry);
+      pcs.push_back(mine->entry + (mine->end - mine->entry) / 2);
+      pcs.push_back(mine->end - 1);
+    }
+    // Every build links makemap and mapassign at least.
+    EXPECT_GE(compared, 2u);
+
+    std::string cmd = td::oracle("gosym").string() + " " + b.path.string() + " pcline";
+    for (auto pc : pcs) cmd += fmt::format(" {:#x}", pc.value());
+    const auto want = lines(run(cmd));
+    ASSERT_EQ(want.size(), pcs.size());
+    for (std::size_t i = 0; i < pcs.size(); ++i) {
+      const auto frames = tab->symbolize(pcs[i]);
+      ASSERT_FALSE(frames.empty()) << want[i];
+      // debug/gosym reports the innermost position and the outermost function; it says
+      // line -1 (and no file) where symbolize() says 0: padding after a function's code.
+      const int line = frames.front().line == 0 ? -1 : frames.front().line;
+      const std::string got = frames.front().file + ":" + std::to_string(line) + ":" +
+                              frames.back().function;
+      EXPECT_EQ(got, want[i]) << "pc " << std::hex << pcs[i].value();
+    }
+  }
+}
+
+// moduledata.gofunc, found without symbols, is the go:func.* symbol where there is one.
+TEST(GosymOracle, GofuncFromModuledataMatchesSymbol) {
+  const auto builds = td::testdata_builds();
+  SKIP_WITHOUT_TESTDATA(builds);
+  std::size_t compared = 0;
+  for (const auto& b : builds) {
+    SCOPED_TRACE(b.name());
+    auto elf = elf_file::open(b.path);
+    auto tab = pclntab::parse(*elf);
+    ASSERT_TRUE(tab->gofunc().has_value());
+    const elf_symbol* sym = elf->find_symbol("go:func.*");
+    if (!sym) sym = elf->find_symbol("go.func.*");
+    if (!sym) continue;
+    EXPECT_EQ(tab->gofunc()->value(), sym->addr.value());
+    if (const elf_symbol* text = elf->find_symbol("runtime.text"))
+      EXPECT_EQ(tab->text_start().value(), text->addr.value());
+    ++compared;
+  }
+  if (compared == 0) GTEST_SKIP() << "every testdata build is stripped";
+}
+
+// Inline frames against DWARF's DW_TAG_inlined_subroutine chain, read by llvm-symbolizer,
+// at every PC of the map functions that pclntab says is inside inlined code.
+TEST(GosymOracle, InlineFramesMatchDwarf) {
+  const auto builds = td::testdata_builds();
+  SKIP_WITHOUT_TESTDATA(builds);
+  if (std::system("llvm-symbolizer --version >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "llvm-symbolizer is not installed";
+  std::size_t compared = 0;
+  for (const auto& b : builds) {
+    SCOPED_TRACE(b.name());
+    auto elf = elf_file::open(b.path);
+    if (!elf->find_section(".debug_info")) continue;
+    auto tab = pclntab::parse(*elf);
+    std::vector<file_addr> pcs;
+    for (const auto& f : tab->functions()) {
+      if (!is_map_function(f.name)) continue;
+      for (file_addr pc = f.entry; pc < f.end && pcs.size() < 400; pc += 1)
+        if (tab->symbolize(pc).size() > 1) pcs.push_back(pc);
+    }
+    if (pcs.empty()) continue;
+    std::string cmd = "llvm-symbolizer --inlining --functions=linkage --obj=" + b.path.string();
+    for (auto pc : pcs) cmd += fmt::format(" {:#x}", pc.value());
+    // Output: per PC, "function\nfile:line:column" per frame, innermost first, blank line.
+    const auto out = lines(run(cmd));
+    std::size_t i = 0;
+    for (auto pc : pcs) {
+      std::vector<std::string> want;
+      for (; i < out.size() && !out[i].empty(); i += 2) {
+        std::string pos = i + 1 < out.size() ? out[i + 1] : "";
+        pos = pos.substr(0, pos.rfind(':'));  // drop the column
+        want.push_back(out[i] + " " + pos);
+      }
+      ++i;
+      std::vector<std::string> got;
+      for (const auto& fr : tab->symbolize(pc))
+        got.push_back(fr.function + " " + fr.file + ":" + std::to_string(fr.line));
+      EXPECT_EQ(got, want) << "pc " << std::hex << pc.value();
+      ++compared;
+    }
+  }
+  if (compared == 0) GTEST_SKIP() << "no testdata build with DWARF has inlined code in map functions";
+  RecordProperty("inlined_pcs_compared", static_cast<int>(compared));
+  std::printf("compared the inline frames of %zu PCs\n", compared);
+}
+
+}  // namespace
+}  // namespace gomaptrace

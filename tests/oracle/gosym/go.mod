@@ -1,0 +1,3 @@
+module gomaptrace/oracle/gosym
+
+go 1.19

@@ -1,0 +1,90 @@
+// Command gosym is the test oracle for gomaptrace's .gopclntab reader: it reads a Go binary
+// with Go's own debug/elf, debug/gosym and debug/buildinfo.
+//
+//	gosym BINARY             JSON {"go_version": ..., "text_start": ..., "funcs": [{"name", "entry", "end"}]}
+//	gosym BINARY pcline PC...  one "file:line:func" line per PC (hex with 0x, or decimal)
+package main
+
+import (
+	"debug/buildinfo"
+	"debug/elf"
+	"debug/gosym"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+)
+
+type function struct {
+	Name  string `json:"name"`
+	Entry uint64 `json:"entry"`
+	End   uint64 `json:"end"`
+}
+
+type output struct {
+	GoVersion string     `json:"go_version"`
+	TextStart uint64     `json:"text_start"`
+	Funcs     []function `json:"funcs"`
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "gosym: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func main() {
+	if len(os.Args) < 2 || (len(os.Args) > 2 && os.Args[2] != "pcline") {
+		fail("usage: gosym BINARY [pcline PC...]")
+	}
+	path := os.Args[1]
+	f, err := elf.Open(path)
+	if err != nil {
+		fail("%v", err)
+	}
+	defer f.Close()
+	sec := f.Section(".gopclntab")
+	if sec == nil {
+		sec = f.Section(".data.rel.ro.gopclntab")
+	}
+	text := f.Section(".text")
+	if sec == nil || text == nil {
+		fail("%s: no .gopclntab or .text", path)
+	}
+	data, err := sec.Data()
+	if err != nil {
+		fail("%v", err)
+	}
+	// Entries of the 1.18+ formats are offsets from runtime.text, which starts .text.
+	table, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
+	if err != nil {
+		fail("%v", err)
+	}
+
+	if len(os.Args) > 2 {
+		for _, arg := range os.Args[3:] {
+			pc, err := strconv.ParseUint(arg, 0, 64)
+			if err != nil {
+				fail("bad PC %q", arg)
+			}
+			file, line, fn := table.PCToLine(pc)
+			name := ""
+			if fn != nil {
+				name = fn.Name
+			}
+			fmt.Printf("%s:%d:%s\n", file, line, name)
+		}
+		return
+	}
+
+	out := output{TextStart: text.Addr, Funcs: []function{}}
+	if info, err := buildinfo.ReadFile(path); err == nil {
+		out.GoVersion = info.GoVersion
+	}
+	for _, fn := range table.Funcs {
+		out.Funcs = append(out.Funcs, function{Name: fn.Name, Entry: fn.Entry, End: fn.End})
+	}
+	enc := json.NewEncoder(os.Stdout)
+	if err := enc.Encode(out); err != nil {
+		fail("%v", err)
+	}
+}

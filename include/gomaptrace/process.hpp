@@ -1,0 +1,187 @@
+// layer: debugger
+#pragma once
+// A traced program: launch or attach, breakpoints that cost one stop per hit, the run loop that
+// follows every thread from birth, passes every signal through unchanged and reports exit.
+// The debugger layer knows addresses and bytes only; what an address means is the caller's.
+#include <signal.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "gomaptrace/address.hpp"
+#include "gomaptrace/breakpoint_site.hpp"
+#include "gomaptrace/expected.hpp"
+#include "gomaptrace/fd.hpp"
+#include "gomaptrace/ool_page.hpp"
+#include "gomaptrace/registers.hpp"
+
+namespace gomaptrace {
+
+struct launch_options {
+  std::vector<std::string> env;  // full environment "K=V"; empty: inherit ours
+  int stdin_fd = -1;             // dup2'ed onto 0/1/2 in the child when >= 0
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+};
+
+struct breakpoint_hit {
+  pid_t tid;
+  virt_addr addr;          // the breakpoint address (regs.pc() == addr)
+  const registers& regs;   // the thread's registers as they are at addr
+  std::uint64_t id;        // as returned by add_breakpoint
+};
+// Runs while the hitting thread is stopped: it may read memory and registers, and may call
+// process::request_stop(). It must not resume, detach or add breakpoints.
+using hit_handler = std::function<void(const breakpoint_hit&)>;
+
+struct run_result {
+  enum class kind {
+    exited,    // `status` is the program's exit status
+    signaled,  // killed by `signal`
+    stopped,   // request_stop() was seen: every thread is stopped; detach() or kill_and_reap()
+  };
+  kind what = kind::exited;
+  int status = 0;
+  int signal = 0;
+  bool core_dumped = false;
+};
+
+struct run_statistics {
+  std::uint64_t hits = 0;               // breakpoint hits handled (reported or not)
+  std::uint64_t unreported_hits = 0;    // hits seen while no handler was available (detach drain)
+  std::uint64_t signals_delivered = 0;  // signals passed on to the program
+  std::uint64_t slot_steps = 0;         // single-steps to finish a displaced instruction
+  std::uint64_t slot_faults = 0;        // displaced instructions that faulted (PC moved back)
+  std::uint64_t requeued_signals = 0;   // extra signals that arrived during a slot step
+};
+
+class process {
+ public:
+  // Starts `path` with argv `args` (args[0] included; empty: {path}) under ptrace and stops it
+  // at its ELF entry point (after the dynamic loader), where breakpoints can be added. Throws
+  // fatal_error(launch_failed) with a one-line message when the program cannot be executed.
+  static std::unique_ptr<process> launch(const std::string& path,
+                                         const std::vector<std::string>& args,
+                                         const launch_options& options = {});
+  // Seizes every thread of a running process and stops them all. Throws fatal_error with
+  // no_such_process or permission_denied. The program is never killed by gomaptrace's exit.
+  static std::unique_ptr<process> attach(pid_t pid);
+
+  ~process();  // launched: kill_and_reap(); attached: detach() (best effort)
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool attached() const { return attached_; }
+  bool finished() const { return finished_; }
+  std::vector<pid_t> threads() const;
+
+  // AT_ENTRY of the running image (from /proc/PID/auxv). Load bias of a PIE executable is
+  // auxv_entry() - e_entry of its ELF header.
+  std::uint64_t auxv_entry() const { return auxv_entry_; }
+  std::uint64_t load_bias(file_addr elf_entry) const { return auxv_entry_ - elf_entry.value(); }
+
+  // Installs a breakpoint (only while every thread is stopped: after launch/attach, between
+  // run() calls). Returns the site id (the same id for the same address). Fails, leaving the
+  // code untouched, when the instruction there can neither run out of line nor be emulated.
+  expected<std::uint64_t> add_breakpoint(virt_addr addr);
+  std::size_t breakpoint_count() const { return sites_.size(); }
+
+  // Tracee memory, as the program sees it (breakpoint bytes are shown as the originals).
+  expected<void> read_memory(virt_addr addr, std::span<std::byte> out) const;
+  template <typename T>
+  expected<T> read(virt_addr addr) const {
+    T v{};
+    auto r = read_memory(addr, std::as_writable_bytes(std::span<T, 1>(&v, 1)));
+    if (!r) return unexpected(r.error());
+    return v;
+  }
+  expected<void> write_memory(virt_addr addr, std::span<const std::byte> in);
+
+  // Registers of a stopped thread (in a hit handler, prefer breakpoint_hit::regs).
+  expected<registers> get_registers(pid_t tid) const;
+
+  // Runs until the program ends or request_stop() is seen. May be called again after a
+  // `stopped` result. Throws fatal_error(trace_failed) if ptrace itself fails unexpectedly.
+  run_result run(const hit_handler& on_hit);
+
+  // Stops every thread, puts back every original byte, moves threads out of slots, unmaps
+  // the slot pages and detaches: the program runs on as if never traced.
+  void detach();
+  // SIGKILL the program and reap it.
+  void kill_and_reap();
+
+  // Async-signal-safe: a SIGINT/SIGTERM handler calls this. The run loop checks the flag
+  // before every waitpid; a handler installed WITHOUT SA_RESTART makes a blocked waitpid
+  // return EINTR so the loop sees it at once. (A signal landing between the check and the
+  // waitpid syscall is seen at the tracee's next event.) The flag is consumed when run()
+  // returns `stopped`.
+  static void request_stop() noexcept;
+  static bool stop_requested() noexcept;
+  static void clear_stop_request() noexcept;
+
+  const run_statistics& statistics() const { return stats_; }
+
+ private:
+  struct thread_state {
+    pid_t tid = 0;
+    bool stopped = false;     // in a ptrace-stop we have not resumed
+    bool group_stop = false;  // that stop is a group-stop: resume with PTRACE_LISTEN
+    bool exiting = false;     // stopped at PTRACE_EVENT_EXIT
+    int resume_sig = 0;       // signal to deliver when resumed (signal-delivery-stop)
+  };
+  struct site {
+    std::uint64_t id;
+    virt_addr addr;
+    displaced_instruction insn;
+    virt_addr slot;  // out_of_line only
+    std::byte original;
+  };
+
+  explicit process(pid_t pid, bool attached);
+  void open_memory();
+  void read_auxv();
+  void run_to_entry();
+  std::optional<run_result> on_wait(pid_t tid, int raw, const hit_handler* handler, bool resume);
+  void on_hit(thread_state& th, const site& s, registers& regs, const hit_handler* handler);
+  void resume(thread_state& th);
+  bool move_out_of_slot(thread_state& th, siginfo_t* info, bool* info_changed);
+  void stop_all(const hit_handler* handler);
+  std::optional<run_result> drain_pending(const hit_handler* handler, bool resume);
+  const site* site_at(virt_addr a) const;
+  const site* site_of_slot(virt_addr rip) const;
+  expected<std::uint64_t> inject_syscall(thread_state& th, std::uint64_t nr,
+                                         std::initializer_list<std::uint64_t> args);
+  expected<virt_addr> allocate_slot(virt_addr near, std::size_t size);
+  thread_state& add_thread(pid_t tid);
+  void set_finished(const run_result& r);
+
+  pid_t pid_ = -1;
+  bool attached_ = false;
+  bool finished_ = false;
+  bool detached_ = false;
+  run_result final_{};
+  std::uint64_t auxv_entry_ = 0;
+  unique_fd mem_fd_;
+  std::unordered_map<pid_t, thread_state> threads_;
+  std::vector<site> sites_;
+  std::unordered_map<std::uint64_t, std::size_t> site_by_addr_;
+  std::map<std::uint64_t, std::size_t> site_by_slot_;  // slot start -> index in sites_
+  std::vector<ool_page> pages_;
+  std::vector<std::pair<pid_t, int>> pending_;  // statuses read during a synchronous wait
+  run_statistics stats_{};
+};
+
+}  // namespace gomaptrace

@@ -1,0 +1,799 @@
+#include "gomaptrace/process.hpp"
+
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "gomaptrace/error.hpp"
+#include "gomaptrace/wait_status.hpp"
+
+namespace gomaptrace {
+
+namespace {
+
+std::atomic<int> g_stop_requested{0};
+static_assert(std::atomic<int>::is_always_lock_free, "request_stop must be async-signal-safe");
+
+constexpr long base_options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT |
+                              PTRACE_O_TRACESYSGOOD;
+
+[[noreturn]] void trace_failed(const std::string& what, int err = errno) {
+  throw fatal_error(exit_code::trace_failed, fmt::format("{}: {}", what, strerror(err)));
+}
+
+long pt(enum __ptrace_request req, pid_t tid, std::uint64_t addr = 0, std::uint64_t data = 0) {
+  return ::ptrace(req, tid, reinterpret_cast<void*>(addr), reinterpret_cast<void*>(data));
+}
+
+// A ptrace request on a thread that may have been killed under us (SIGKILL, exit_group by a
+// sibling): ESRCH then is not an error, the thread's exit status is on its way.
+bool pt_ok(enum __ptrace_request req, pid_t tid, std::uint64_t addr = 0, std::uint64_t data = 0) {
+  if (pt(req, tid, addr, data) == 0) return true;
+  if (errno == ESRCH) return false;
+  trace_failed(fmt::format("ptrace({}) on thread {}", static_cast<int>(req), tid));
+}
+
+pid_t wait_for(pid_t who, int* raw) {
+  for (;;) {
+    pid_t r = ::waitpid(who, raw, __WALL);
+    if (r >= 0) return r;
+    if (errno != EINTR) trace_failed("waitpid");
+  }
+}
+
+bool get_regs(pid_t tid, user_regs_struct& r) { return pt_ok(PTRACE_GETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r)); }
+bool set_regs(pid_t tid, const user_regs_struct& r) {
+  return pt_ok(PTRACE_SETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r));
+}
+bool get_siginfo(pid_t tid, siginfo_t& si) {
+  return pt_ok(PTRACE_GETSIGINFO, tid, 0, reinterpret_cast<std::uint64_t>(&si));
+}
+
+// A fault raised by the instruction itself, as opposed to a signal that merely arrived while
+// the thread was there: only these must be reported at the original instruction's address.
+bool is_synchronous_fault(const siginfo_t& si) {
+  const int s = si.si_signo;
+  return (s == SIGSEGV || s == SIGBUS || s == SIGFPE || s == SIGILL) && si.si_code > 0;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<pid_t> list_tasks(pid_t pid) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    out.push_back(static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10)));
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+void process::request_stop() noexcept { g_stop_requested.store(1, std::memory_order_relaxed); }
+bool process::stop_requested() noexcept {
+  return g_stop_requested.load(std::memory_order_relaxed) != 0;
+}
+
+void process::clear_stop_request() noexcept {
+  g_stop_requested.store(0, std::memory_order_relaxed);
+}
+
+process::process(pid_t pid, bool attached) : pid_(pid), attached_(attached) {}
+
+process::~process() {
+  try {
+    if (finished_ || detached_) return;
+    if (attached_)
+      detach();
+    else
+      kill_and_reap();
+  } catch (...) {
+    // A destructor must not throw; EXITKILL still kills a launched program when we exit.
+  }
+}
+
+std::vector<pid_t> process::threads() const {
+  std::vector<pid_t> out;
+  for (auto& [tid, th] : threads_) out.push_back(tid);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+process::thread_state& process::add_thread(pid_t tid) {
+  auto [it, fresh] = threads_.try_emplace(tid);
+  if (fresh) it->second.tid = tid;
+  return it->second;
+}
+
+void process::set_finished(const run_result& r) {
+  finished_ = true;
+  final_ = r;
+  threads_.clear();
+  mem_fd_.reset();
+}
+
+void process::open_memory() {
+  int fd = ::open(fmt::format("/proc/{}/mem", pid_).c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) trace_failed(fmt::format("open /proc/{}/mem", pid_));
+  mem_fd_.reset(fd);
+}
+
+void process::read_auxv() {
+  std::string auxv = read_text_file(fmt::format("/proc/{}/auxv", pid_));
+  for (std::size_t i = 0; i + 16 <= auxv.size(); i += 16) {
+    std::uint64_t k, v;
+    std::memcpy(&k, auxv.data() + i, 8);
+    std::memcpy(&v, auxv.data() + i + 8, 8);
+    if (k == AT_ENTRY) auxv_entry_ = v;
+  }
+  if (!auxv_entry_) trace_failed(fmt::format("no AT_ENTRY in /proc/{}/auxv", pid_), ENOENT);
+}
+
+// ---------------------------------------------------------------------------------------------
+// launch / attach
+
+std::unique_ptr<process> process::launch(const std::string& path,
+                                         const std::vector<std::string>& args,
+                                         const launch_options& options) {
+  // Everything the child needs is built before fork: after fork only async-signal-safe calls.
+  std::vector<std::string> argv_s = args.empty() ? std::vector<std::string>{path} : args;
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s = options.env;
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const bool search = path.find('/') == std::string::npos;
+
+  int err_pipe[2];
+  if (::pipe2(err_pipe, O_CLOEXEC) < 0) trace_failed("pipe2");
+  unique_fd err_rd(err_pipe[0]), err_wr(err_pipe[1]);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) throw fatal_error(exit_code::launch_failed, fmt::format("fork: {}", strerror(errno)));
+  if (pid == 0) {
+    if (options.stdin_fd >= 0) ::dup2(options.stdin_fd, 0);
+    if (options.stdout_fd >= 0) ::dup2(options.stdout_fd, 1);
+    if (options.stderr_fd >= 0) ::dup2(options.stderr_fd, 2);
+    // Stop so the parent can PTRACE_SEIZE before exec (SEIZE, unlike TRACEME, gives
+    // PTRACE_LISTEN and PTRACE_EVENT_STOP for group-stops and new threads).
+    ::kill(::getpid(), SIGSTOP);
+    if (env_s.empty())
+      search ? ::execvp(path.c_str(), argv.data()) : ::execv(path.c_str(), argv.data());
+    else
+      search ? ::execvpe(path.c_str(), argv.data(), envp.data())
+             : ::execve(path.c_str(), argv.data(), envp.data());
+    int e = errno;
+    [[maybe_unused]] auto n = ::write(err_wr.get(), &e, sizeof e);
+    ::_exit(127);
+  }
+  err_wr.reset();
+
+  std::unique_ptr<process> p(new process(pid, false));
+  int raw;
+  if (::waitpid(pid, &raw, WSTOPPED) < 0 || !WIFSTOPPED(raw)) {
+    p->finished_ = true;
+    throw fatal_error(exit_code::launch_failed, fmt::format("cannot start {}", path));
+  }
+  if (pt(PTRACE_SEIZE, pid, 0, base_options | PTRACE_O_EXITKILL) < 0) {
+    int e = errno;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &raw, 0);
+    p->finished_ = true;
+    throw fatal_error(exit_code::launch_failed, fmt::format("cannot trace {}: {}", path, strerror(e)));
+  }
+  ::kill(pid, SIGCONT);
+  p->add_thread(pid);
+  for (;;) {
+    wait_for(pid, &raw);
+    auto st = wait_status::decode(raw);
+    if (st.what == wait_status::kind::event_stop && st.event == PTRACE_EVENT_EXEC) break;
+    if (!st.is_stop()) {
+      int e = 0;
+      const bool got = ::read(err_rd.get(), &e, sizeof e) == sizeof e;
+      p->finished_ = true;
+      throw fatal_error(exit_code::launch_failed,
+                        got ? fmt::format("cannot execute {}: {}", path, strerror(e))
+                            : fmt::format("cannot execute {}: child {}", path, to_string(st)));
+    }
+    // The SIGSTOP/SIGCONT of the handshake: let them through and go on to the exec.
+    const int sig = st.what == wait_status::kind::signal_stop && st.signal != SIGSTOP ? st.signal : 0;
+    pt(PTRACE_CONT, pid, 0, sig);
+  }
+  p->open_memory();
+  p->read_auxv();
+  p->run_to_entry();
+  return p;
+}
+
+// The exec stop is inside execve: registers changed there would be overwritten by its return
+// value, so syscall injection (the slot page) waits for a clean stop at the entry point. The
+// dynamic loader has run by then, so shared libraries are mapped too.
+void process::run_to_entry() {
+  const virt_addr entry(auxv_entry_);
+  std::byte orig;
+  if (auto r = read_memory(entry, std::span<std::byte>(&orig, 1)); !r)
+    trace_failed("cannot read the entry point", EFAULT);
+  const std::byte cc{0xcc};
+  if (auto r = write_memory(entry, std::span<const std::byte>(&cc, 1)); !r)
+    trace_failed("cannot write the entry point", EFAULT);
+  pt(PTRACE_CONT, pid_, 0, 0);
+  for (;;) {
+    int raw;
+    wait_for(pid_, &raw);
+    auto st = wait_status::decode(raw);
+    if (!st.is_stop()) {
+      finished_ = true;
+      throw fatal_error(exit_code::launch_failed,
+                        fmt::format("program {} before reaching its entry point", to_string(st)));
+    }
+    if (st.what == wait_status::kind::signal_stop && st.signal == SIGTRAP) {
+      user_regs_struct r;
+      get_regs(pid_, r);
+      if (r.rip == entry.value() + 1) {
+        (void)write_memory(entry, std::span<const std::byte>(&orig, 1));
+        r.rip = entry.value();
+        set_regs(pid_, r);
+        auto& th = threads_.at(pid_);
+        th.stopped = true;
+        return;
+      }
+    }
+    const int sig = st.what == wait_status::kind::signal_stop ? st.signal : 0;
+    pt(PTRACE_CONT, pid_, 0, sig);
+  }
+}
+
+std::unique_ptr<process> process::attach(pid_t pid) {
+  if (pid <= 0 || (::kill(pid, 0) < 0 && errno == ESRCH))
+    throw fatal_error(exit_code::no_such_process, fmt::format("no such process: {}", pid));
+  std::unique_ptr<process> p(new process(pid, true));
+  std::set<pid_t> seen;
+  // Threads may be born while we seize; those cloned by an already seized thread are
+  // auto-attached, the others show up when the list is read again.
+  for (;;) {
+    auto tasks = list_tasks(pid);
+    if (tasks.empty() && seen.empty())
+      throw fatal_error(exit_code::no_such_process, fmt::format("no such process: {}", pid));
+    bool fresh = false;
+    for (pid_t tid : tasks) {
+      if (!seen.insert(tid).second) continue;
+      fresh = true;
+      if (pt(PTRACE_SEIZE, tid, 0, base_options) < 0) {
+        const int e = errno;
+        if (tid == pid || p->threads_.empty()) {
+          if (e == ESRCH)
+            throw fatal_error(exit_code::no_such_process, fmt::format("no such process: {}", pid));
+          if (e == EPERM)
+            throw fatal_error(exit_code::permission_denied,
+                              fmt::format("not permitted to trace process {} (already traced, or "
+                                          "ptrace_scope/capabilities forbid it)",
+                                          pid));
+          trace_failed(fmt::format("cannot attach to {}", pid), e);
+        }
+        // ESRCH: the thread died; EPERM: already ours through auto-attach.
+        if (e == ESRCH) continue;
+      }
+      p->add_thread(tid);
+      pt(PTRACE_INTERRUPT, tid);
+    }
+    if (!fresh) break;
+  }
+  p->stop_all(nullptr);
+  if (p->finished_)
+    throw fatal_error(exit_code::no_such_process, fmt::format("process {} exited during attach", pid));
+  p->open_memory();
+  p->read_auxv();
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory and registers
+
+expected<void> process::read_memory(virt_addr addr, std::span<std::byte> out) const {
+  if (out.empty()) return {};
+  iovec local{out.data(), out.size()};
+  iovec remote{reinterpret_cast<void*>(addr.value()), out.size()};
+  ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+  if (n != static_cast<ssize_t>(out.size())) {
+    // process_vm_readv refuses pages without read permission, /proc/PID/mem does not.
+    if (!mem_fd_) return unexpected(fmt::format("cannot read {:#x}: process gone", addr.value()));
+    n = ::pread(mem_fd_.get(), out.data(), out.size(), static_cast<off_t>(addr.value()));
+    if (n != static_cast<ssize_t>(out.size()))
+      return unexpected(fmt::format("cannot read {} bytes at {:#x}", out.size(), addr.value()));
+  }
+  // Show the original bytes where breakpoints are.
+  for (auto& s : sites_) {
+    if (s.addr >= addr && s.addr < addr + static_cast<std::int64_t>(out.size()))
+      out[s.addr - addr] = s.original;
+  }
+  return {};
+}
+
+expected<void> process::write_memory(virt_addr addr, std::span<const std::byte> in) {
+  if (!mem_fd_) return unexpected(fmt::format("cannot write {:#x}: process gone", addr.value()));
+  // /proc/PID/mem writes through read-only text (FOLL_FORCE), like PTRACE_POKETEXT in one call.
+  ssize_t n = ::pwrite(mem_fd_.get(), in.data(), in.size(), static_cast<off_t>(addr.value()));
+  if (n != static_cast<ssize_t>(in.size()))
+    return unexpected(fmt::format("cannot write {} bytes at {:#x}: {}", in.size(), addr.value(),
+                                  strerror(errno)));
+  return {};
+}
+
+expected<registers> process::get_registers(pid_t tid) const {
+  user_regs_struct r;
+  if (pt(PTRACE_GETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r)) < 0)
+    return unexpected(fmt::format("cannot read registers of thread {}: {}", tid, strerror(errno)));
+  return registers(r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// breakpoints
+
+expected<std::uint64_t> process::inject_syscall(thread_state& th, std::uint64_t nr,
+                                                std::initializer_list<std::uint64_t> args) {
+  user_regs_struct saved;
+  if (!get_regs(th.tid, saved)) return unexpected("thread vanished");
+  const virt_addr at(saved.rip);
+  std::byte code[2];
+  if (::pread(mem_fd_.get(), code, 2, static_cast<off_t>(at.value())) != 2)
+    return unexpected("cannot read code at the stopped thread's pc");
+  const std::byte sc[2] = {std::byte{0x0f}, std::byte{0x05}};
+  if (auto w = write_memory(at, sc); !w) return unexpected(w.error());
+  user_regs_struct r = saved;
+  r.rax = nr;
+  // -1: not in a syscall, so the kernel does not "restart" an interrupted one over ours.
+  r.orig_rax = static_cast<std::uint64_t>(-1);
+  unsigned long long* slots[] = {&r.rdi, &r.rsi, &r.rdx, &r.r10, &r.r8, &r.r9};
+  std::size_t i = 0;
+  for (auto a : args) *slots[i++] = a;
+  set_regs(th.tid, r);
+  std::uint64_t result = 0;
+  bool done = false;
+  while (!done) {
+    if (!pt_ok(PTRACE_SINGLESTEP, th.tid)) return unexpected("thread vanished");
+    int raw;
+    wait_for(th.tid, &raw);
+    auto st = wait_status::decode(raw);
+    if (!st.is_stop()) {
+      pending_.emplace_back(th.tid, raw);
+      return unexpected("thread exited during syscall injection");
+    }
+    user_regs_struct now;
+    get_regs(th.tid, now);
+    if (now.rip == at.value() + 2) {
+      result = now.rax;
+      done = true;
+    } else if (st.what == wait_status::kind::signal_stop && st.signal != SIGTRAP) {
+      // A signal got in first: keep it for later (only one can wait in the stop).
+      if (!th.resume_sig) th.resume_sig = st.signal;
+      else ::syscall(SYS_tgkill, pid_, th.tid, st.signal);
+    }
+  }
+  (void)write_memory(at, std::span<const std::byte>(code, 2));
+  set_regs(th.tid, saved);
+  return result;
+}
+
+expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
+  for (auto& pg : pages_) {
+    if (!within_rel32(near, pg.base()) || !within_rel32(near, pg.base() + pg.size())) continue;
+    if (auto s = pg.allocate(size)) return *s;
+  }
+  // A stopped thread that is not exiting runs the mmap.
+  thread_state* runner = nullptr;
+  if (auto it = threads_.find(pid_); it != threads_.end() && it->second.stopped && !it->second.exiting)
+    runner = &it->second;
+  for (auto& [tid, th] : threads_)
+    if (!runner && th.stopped && !th.exiting) runner = &th;
+  if (!runner) return unexpected("no stopped thread to map the slot page");
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  auto maps = parse_proc_maps(read_text_file(fmt::format("/proc/{}/maps", pid_)));
+  for (virt_addr cand : ool_page_candidates(maps, near, page)) {
+    auto r = inject_syscall(*runner, SYS_mmap,
+                            {cand.value(), page, PROT_READ | PROT_EXEC,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                             static_cast<std::uint64_t>(-1), 0});
+    if (!r) return unexpected(r.error());
+    if (*r != cand.value()) continue;  // -EEXIST etc.: taken meanwhile, try the next hole
+    pages_.emplace_back(cand, page);
+    if (auto s = pages_.back().allocate(size)) return *s;
+  }
+  return unexpected(fmt::format("no room for a slot page within 2 GiB of {:#x}", near.value()));
+}
+
+expected<std::uint64_t> process::add_breakpoint(virt_addr addr) {
+  if (finished_) return unexpected("the program has exited");
+  if (auto it = site_by_addr_.find(addr.value()); it != site_by_addr_.end())
+    return sites_[it->second].id;
+  for (auto& [tid, th] : threads_)
+    if (!th.stopped) return unexpected("breakpoints can only be added while the program is stopped");
+  std::byte code[16];
+  std::size_t have = 0;
+  // The instruction may end near the end of a mapping: read what is there.
+  for (std::size_t n = sizeof code; n > 0 && have == 0; --n)
+    if (read_memory(addr, std::span<std::byte>(code, n))) have = n;
+  if (!have) return unexpected(fmt::format("cannot read code at {:#x}", addr.value()));
+  auto plan = plan_displacement(addr, std::span<const std::byte>(code, have));
+  if (!plan) return unexpected(plan.error());
+  site s{sites_.size() + 1, addr, *plan, virt_addr(0), code[0]};
+  if (!plan->emulated()) {
+    auto slot = allocate_slot(addr, slot_size(*plan));
+    if (!slot) return unexpected(slot.error());
+    auto bytes = build_slot(*plan, addr, *slot);
+    if (!bytes) return unexpected(bytes.error());
+    if (auto w = write_memory(*slot, *bytes); !w) return unexpected(w.error());
+    s.slot = *slot;
+  }
+  const std::byte cc{0xcc};
+  if (auto w = write_memory(addr, std::span<const std::byte>(&cc, 1)); !w)
+    return unexpected(w.error());
+  site_by_addr_[addr.value()] = sites_.size();
+  if (!plan->emulated()) site_by_slot_[s.slot.value()] = sites_.size();
+  sites_.push_back(std::move(s));
+  return sites_.back().id;
+}
+
+const process::site* process::site_at(virt_addr a) const {
+  auto it = site_by_addr_.find(a.value());
+  return it == site_by_addr_.end() ? nullptr : &sites_[it->second];
+}
+
+const process::site* process::site_of_slot(virt_addr rip) const {
+  auto it = site_by_slot_.upper_bound(rip.value());
+  if (it == site_by_slot_.begin()) return nullptr;
+  --it;
+  const site& s = sites_[it->second];
+  return rip.value() < s.slot.value() + slot_size(s.insn) ? &s : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the run loop
+
+void process::on_hit(thread_state& th, const site& s, registers& regs, const hit_handler* handler) {
+  ++stats_.hits;
+  regs.set_pc(s.addr);
+  if (handler && *handler)
+    (*handler)(breakpoint_hit{th.tid, s.addr, regs, s.id});
+  else
+    ++stats_.unreported_hits;
+  if (s.insn.emulated()) {
+    emulation_memory mem{
+        [this](virt_addr a) { return read<std::uint64_t>(a); },
+        [this](virt_addr a, std::uint64_t v) {
+          return write_memory(a, std::as_bytes(std::span<const std::uint64_t, 1>(&v, 1)));
+        }};
+    if (auto r = emulate(s.insn, s.addr, regs, mem); !r)
+      throw fatal_error(exit_code::trace_failed,
+                        fmt::format("emulating {} at {:#x} in thread {}: {}", s.insn.text,
+                                    s.addr.value(), th.tid, r.error()));
+  } else {
+    regs.set_pc(s.slot);
+  }
+  set_regs(th.tid, regs.raw());
+}
+
+// If the thread is inside a slot, bring it back to original code without running the
+// displaced instruction twice or skipping it: at the slot's start it is single-stepped first
+// (the hit was already counted, so going back to the int3 would count it again); at the jump
+// back it simply moves to the next original instruction. A fault of the displaced instruction
+// itself is reported at the original address. Returns false if the thread went away.
+bool process::move_out_of_slot(thread_state& th, siginfo_t* info, bool* info_changed) {
+  user_regs_struct r;
+  if (!get_regs(th.tid, r)) return false;
+  const site* s = site_of_slot(virt_addr(r.rip));
+  if (!s) return true;
+  const std::uint64_t start = s->slot.value();
+  const std::uint64_t jump = start + s->insn.length;
+  const std::uint64_t next = s->addr.value() + s->insn.length;
+  if (r.rip == start && th.resume_sig && info && is_synchronous_fault(*info)) {
+    ++stats_.slot_faults;
+    r.rip = s->addr.value();
+    if (reinterpret_cast<std::uint64_t>(info->si_addr) == start) {
+      info->si_addr = reinterpret_cast<void*>(s->addr.value());
+      *info_changed = true;
+    }
+    return set_regs(th.tid, r);
+  }
+  if (r.rip == start) {
+    // The instruction has not run: run it here, with the signal held back meanwhile.
+    ++stats_.slot_steps;
+    std::vector<int> extra;
+    while (r.rip == start) {
+      if (!pt_ok(PTRACE_SINGLESTEP, th.tid)) return false;
+      int raw;
+      wait_for(th.tid, &raw);
+      auto st = wait_status::decode(raw);
+      if (!st.is_stop()) {
+        pending_.emplace_back(th.tid, raw);
+        return false;
+      }
+      if (st.what == wait_status::kind::event_stop && st.event == PTRACE_EVENT_EXIT) {
+        th.exiting = true;
+        return true;  // dying (exit_group/SIGKILL): nothing of it will run any more
+      }
+      if (!get_regs(th.tid, r)) return false;
+      if (st.what == wait_status::kind::signal_stop && st.signal != SIGTRAP) {
+        siginfo_t si{};
+        get_siginfo(th.tid, si);
+        if (r.rip == start && is_synchronous_fault(si)) {
+          // The displaced instruction faulted: report that fault at the original address;
+          // the signal we were holding is sent again after it.
+          ++stats_.slot_faults;
+          if (th.resume_sig) extra.push_back(th.resume_sig);
+          th.resume_sig = st.signal;
+          if (reinterpret_cast<std::uint64_t>(si.si_addr) == start)
+            si.si_addr = reinterpret_cast<void*>(s->addr.value());
+          if (info) *info = si;
+          if (info_changed) *info_changed = true;
+          r.rip = s->addr.value();
+          break;
+        }
+        extra.push_back(st.signal);
+      }
+      // SIGTRAP: the step completed (or a stray trap); interrupt/group-stop: step again.
+    }
+    if (r.rip == jump) r.rip = next;
+    if (!set_regs(th.tid, r)) return false;
+    // The thread now sits in the step's SIGTRAP stop: the held signal needs its siginfo back.
+    if (th.resume_sig && info_changed) *info_changed = true;
+    for (int sig : extra) {
+      ++stats_.requeued_signals;
+      ::syscall(SYS_tgkill, pid_, th.tid, sig);
+    }
+    return true;
+  }
+  if (r.rip == jump) {
+    r.rip = next;
+    return set_regs(th.tid, r);
+  }
+  return true;
+}
+
+void process::resume(thread_state& th) {
+  if (!th.stopped) return;
+  th.stopped = false;
+  if (th.group_stop) {
+    // Stay in group-stop, but let the kernel report when SIGCONT ends it.
+    th.group_stop = false;
+    pt_ok(PTRACE_LISTEN, th.tid);
+    return;
+  }
+  th.exiting = false;
+  int sig = std::exchange(th.resume_sig, 0);
+  if (sig && !pages_.empty()) {
+    siginfo_t info{};
+    get_siginfo(th.tid, info);
+    bool info_changed = false;
+    th.resume_sig = sig;
+    if (!move_out_of_slot(th, &info, &info_changed)) {
+      th.resume_sig = 0;
+      return;
+    }
+    sig = std::exchange(th.resume_sig, 0);
+    if (info_changed) pt_ok(PTRACE_SETSIGINFO, th.tid, 0, reinterpret_cast<std::uint64_t>(&info));
+  }
+  if (sig) ++stats_.signals_delivered;
+  pt_ok(PTRACE_CONT, th.tid, 0, static_cast<std::uint64_t>(sig));
+}
+
+std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler* handler,
+                                           bool resume_after) {
+  const auto st = wait_status::decode(raw);
+  using k = wait_status::kind;
+  if (!st.is_stop()) {
+    threads_.erase(tid);
+    if (tid != pid_) return std::nullopt;
+    run_result r;
+    r.what = st.what == k::exited ? run_result::kind::exited : run_result::kind::signaled;
+    r.status = st.code;
+    r.signal = st.signal;
+    r.core_dumped = st.core_dumped;
+    set_finished(r);
+    return r;
+  }
+  // A thread's first stop can come before its parent's PTRACE_EVENT_CLONE.
+  thread_state& th = add_thread(tid);
+  th.stopped = true;
+  th.group_stop = false;
+  switch (st.what) {
+    case k::group_stop:
+      th.group_stop = true;
+      break;
+    case k::interrupt_stop:
+    case k::syscall_stop:
+      break;
+    case k::event_stop:
+      if (st.event == PTRACE_EVENT_CLONE) {
+        unsigned long child = 0;
+        pt(PTRACE_GETEVENTMSG, tid, 0, reinterpret_cast<std::uint64_t>(&child));
+        add_thread(static_cast<pid_t>(child));  // not stopped until its own first stop
+      } else if (st.event == PTRACE_EVENT_EXIT) {
+        th.exiting = true;
+      } else if (st.event == PTRACE_EVENT_EXEC) {
+        // A new image: our int3s and slots are gone with the old one; so are the other
+        // threads (the kernel reaps them without further reports).
+        sites_.clear();
+        site_by_addr_.clear();
+        site_by_slot_.clear();
+        pages_.clear();
+        for (auto it = threads_.begin(); it != threads_.end();)
+          it = it->first == tid ? std::next(it) : threads_.erase(it);
+        open_memory();
+        read_auxv();
+      }
+      break;
+    case k::signal_stop: {
+      if (st.signal == SIGTRAP && !sites_.empty()) {
+        user_regs_struct r;
+        if (!get_regs(tid, r)) return std::nullopt;
+        if (const site* s = site_at(virt_addr(r.rip - 1))) {
+          siginfo_t si{};
+          get_siginfo(tid, si);
+          if (si.si_code == SI_KERNEL) {  // int3, not a SIGTRAP someone sent
+            registers regs(r);
+            on_hit(th, *s, regs, handler);
+            break;
+          }
+        }
+      }
+      th.resume_sig = st.signal;
+      break;
+    }
+    case k::exited:
+    case k::signaled:
+      break;
+  }
+  if (resume_after) resume(th);
+  return std::nullopt;
+}
+
+std::optional<run_result> process::drain_pending(const hit_handler* handler, bool resume_after) {
+  while (!pending_.empty()) {
+    auto [tid, raw] = pending_.front();
+    pending_.erase(pending_.begin());
+    if (auto r = on_wait(tid, raw, handler, resume_after)) return r;
+  }
+  return std::nullopt;
+}
+
+// Brings every thread to a ptrace-stop and keeps it there. Hits that were already on their
+// way are handled (reported to `handler` if there is one), signals are kept for delivery.
+void process::stop_all(const hit_handler* handler) {
+  for (auto& [tid, th] : threads_)
+    if (!th.stopped) pt_ok(PTRACE_INTERRUPT, tid);
+  for (;;) {
+    if (drain_pending(handler, false) || finished_) return;
+    bool all = true;
+    for (auto& [tid, th] : threads_) all = all && th.stopped;
+    if (all) return;
+    int raw;
+    pid_t tid = wait_for(-1, &raw);
+    const bool known = threads_.count(tid) != 0;
+    if (on_wait(tid, raw, handler, false)) return;
+    // A thread born meanwhile reports its first stop by itself and stays stopped.
+    (void)known;
+  }
+}
+
+run_result process::run(const hit_handler& on_hit_cb) {
+  if (finished_) return final_;
+  if (detached_) throw fatal_error(exit_code::trace_failed, "run() after detach()");
+  if (auto r = drain_pending(&on_hit_cb, true)) return *r;
+  for (auto& [tid, th] : threads_) resume(th);
+  for (;;) {
+    if (auto r = drain_pending(&on_hit_cb, true)) return *r;
+    if (stop_requested()) {
+      stop_all(&on_hit_cb);
+      if (finished_) return final_;
+      g_stop_requested.store(0, std::memory_order_relaxed);
+      run_result r;
+      r.what = run_result::kind::stopped;
+      return r;
+    }
+    int raw;
+    const pid_t tid = ::waitpid(-1, &raw, __WALL);
+    if (tid < 0) {
+      if (errno == EINTR) continue;  // maybe request_stop() from a signal handler
+      trace_failed("waitpid");
+    }
+    if (auto r = on_wait(tid, raw, &on_hit_cb, true)) return *r;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// detach / kill
+
+void process::detach() {
+  if (finished_ || detached_) return;
+  stop_all(nullptr);
+  if (finished_) return;
+  for (auto& s : sites_)
+    (void)write_memory(s.addr, std::span<const std::byte>(&s.original, 1));
+  // Held signals are delivered by PTRACE_DETACH, which needs the siginfo of the stop.
+  std::unordered_map<pid_t, siginfo_t> infos;
+  for (auto& [tid, th] : threads_) {
+    if (th.exiting) continue;
+    siginfo_t info{};
+    bool changed = false;
+    if (th.resume_sig) get_siginfo(tid, info);
+    if (!pages_.empty() && !move_out_of_slot(th, &info, &changed)) continue;
+    if (th.resume_sig && changed) infos[tid] = info;
+  }
+  (void)drain_pending(nullptr, false);
+  // Unmap the slot pages: no thread is inside one any more.
+  if (!pages_.empty()) {
+    thread_state* runner = nullptr;
+    for (auto& [tid, th] : threads_)
+      if (!runner && th.stopped && !th.exiting) runner = &th;
+    if (runner)
+      for (auto& pg : pages_) (void)inject_syscall(*runner, SYS_munmap, {pg.base().value(), pg.size()});
+    pages_.clear();
+  }
+  sites_.clear();
+  site_by_addr_.clear();
+  site_by_slot_.clear();
+  for (auto& [tid, th] : threads_) {
+    if (auto it = infos.find(tid); it != infos.end())
+      pt(PTRACE_SETSIGINFO, tid, 0, reinterpret_cast<std::uint64_t>(&it->second));
+    if (th.resume_sig) ++stats_.signals_delivered;
+    pt(PTRACE_DETACH, tid, 0, static_cast<std::uint64_t>(th.resume_sig));
+  }
+  threads_.clear();
+  mem_fd_.reset();
+  detached_ = true;
+}
+
+void process::kill_and_reap() {
+  if (finished_ || detached_) return;
+  ::kill(pid_, SIGKILL);
+  for (;;) {
+    int raw;
+    pid_t tid = ::waitpid(-1, &raw, __WALL);
+    if (tid < 0) {
+      if (errno == EINTR) continue;
+      break;  // ECHILD: nothing left to reap
+    }
+    auto st = wait_status::decode(raw);
+    if (st.is_stop()) {
+      pt(PTRACE_CONT, tid, 0, 0);
+      continue;
+    }
+    if (tid == pid_) {
+      run_result r;
+      r.what = st.what == wait_status::kind::exited ? run_result::kind::exited
+                                                    : run_result::kind::signaled;
+      r.status = st.code;
+      r.signal = st.signal;
+      set_finished(r);
+      return;
+    }
+  }
+  finished_ = true;
+}
+
+}  // namespace gomaptrace

@@ -1,0 +1,355 @@
+// The ptrace core against real programs, built at test time from tests/unit/debugger_fixtures.
+// Truth comes from outside the tracer: the programs count their own calls and report where
+// their signal handlers saw the PC, addresses come from nm/objdump, exit statuses from waitpid.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gomaptrace/error.hpp"
+#include "gomaptrace/process.hpp"
+#include "support/testdata.hpp"
+
+namespace gomaptrace {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Next to this file, so the tests also run outside ctest (no GOMAPTRACE_SOURCE_DIR).
+fs::path fixtures_src() { return fs::path(__FILE__).parent_path() / "debugger_fixtures"; }
+
+// Instructions of `fn` in `binary` as objdump sees them: address -> text.
+std::vector<std::pair<std::uint64_t, std::string>> disassemble(const fs::path& binary,
+                                                               const std::string& fn) {
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  std::istringstream in(sh("objdump -d -M intel --no-show-raw-insn --disassemble=" + fn + " " +
+                           binary.string()));
+  std::string line;
+  std::regex re(R"(^\s*([0-9a-f]+):\s+(.*)$)");
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line.find("<" + fn + ">:") != std::string::npos) inside = true;
+    std::smatch m;
+    if (inside && std::regex_match(line, m, re))
+      out.emplace_back(std::stoull(m[1], nullptr, 16), m[2]);
+  }
+  return out;
+}
+
+std::uint64_t symbol(const fs::path& binary, const std::string& name, bool go = false) {
+  std::istringstream in(sh((go ? "go tool nm " : "nm ") + binary.string()));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string addr, type, sym;
+    ls >> addr >> type >> sym;
+    if (sym == name) return std::stoull(addr, nullptr, 16);
+  }
+  return 0;
+}
+
+class DebuggerProcess : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("gomaptrace-dbg-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    const auto src = (fixtures_src() / "tracee.c").string();
+    // No endbr64 at entries: the first instruction of hot() is then the RIP-relative lock add.
+    const std::string flags = " -O2 -fcf-protection=none -pthread -o ";
+    built_ = std::system(("cc -no-pie" + flags + (dir_ / "tracee").string() + " " + src).c_str()) == 0 &&
+             std::system(("cc -pie -fPIE" + flags + (dir_ / "tracee_pie").string() + " " + src).c_str()) == 0;
+    fs::copy_file(fixtures_src() / "goroutines.go", dir_ / "main.go");
+    std::ofstream(dir_ / "go.mod") << "module fixture\ngo 1.21\n";
+    go_built_ = std::system(("cd " + dir_.string() + " && GOFLAGS=-mod=mod go build -o goroutines . >/dev/null 2>&1").c_str()) == 0;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  void SetUp() override {
+    ASSERT_TRUE(built_) << "cc failed to build the fixture";
+    process::clear_stop_request();  // a failed test must not stop the next one
+  }
+
+  struct traced_run {
+    run_result result;
+    std::string output;
+    std::map<std::uint64_t, std::uint64_t> hits;  // address -> count
+    run_statistics stats;
+  };
+  // Launches `binary args`, breaks at `addrs` (file addresses + the PIE bias), runs to the end.
+  static traced_run trace(const fs::path& binary, std::vector<std::string> args,
+                          const std::vector<std::uint64_t>& addrs, bool pie = false) {
+    traced_run t;
+    const fs::path out = dir_ / "out.txt";
+    unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    launch_options o;
+    o.stdout_fd = fd.get();
+    args.insert(args.begin(), binary.string());
+    auto p = process::launch(binary.string(), args, o);
+    std::uint64_t bias = 0;
+    if (pie) {
+      // e_entry straight from the ELF header (offset 0x18): the truth about the file.
+      std::ifstream f(binary, std::ios::binary);
+      std::uint64_t e_entry = 0;
+      f.seekg(0x18);
+      f.read(reinterpret_cast<char*>(&e_entry), 8);
+      bias = p->load_bias(file_addr(e_entry));
+    }
+    for (auto a : addrs) {
+      auto id = p->add_breakpoint(virt_addr(a + bias));
+      EXPECT_TRUE(id) << id.error();
+    }
+    t.result = p->run([&](const breakpoint_hit& h) {
+      EXPECT_EQ(h.regs.pc(), h.addr);
+      ++t.hits[h.addr.value() - bias];
+    });
+    t.stats = p->statistics();
+    t.output = slurp(out);
+    return t;
+  }
+  static std::string untraced(const fs::path& binary, const std::string& args) {
+    return sh(binary.string() + " " + args);
+  }
+
+  static inline fs::path dir_;
+  static inline bool built_ = false;
+  static inline bool go_built_ = false;
+};
+
+TEST_F(DebuggerProcess, CountsEveryHitFromManyThreadsExactly) {
+  const auto bin = dir_ / "tracee";
+  const auto hot = symbol(bin, "hot");
+  ASSERT_NE(hot, 0u);
+  auto t = trace(bin, {"threads", "8", "4000"}, {hot});
+  EXPECT_EQ(t.result.what, run_result::kind::exited);
+  EXPECT_EQ(t.result.status, 0);
+  EXPECT_EQ(t.output, "calls=32000\n");
+  EXPECT_EQ(t.hits[hot], 32000u);
+}
+
+TEST_F(DebuggerProcess, PieLoadBiasFromAuxv) {
+  const auto bin = dir_ / "tracee_pie";
+  const auto hot = symbol(bin, "hot");
+  ASSERT_NE(hot, 0u);
+  auto t = trace(bin, {"threads", "3", "500"}, {hot}, /*pie=*/true);
+  EXPECT_EQ(t.output, "calls=1500\n");
+  EXPECT_EQ(t.hits[hot], 1500u);
+}
+
+TEST_F(DebuggerProcess, SignalsArriveUnchangedAndNeverSeeASlotPc) {
+  const auto bin = dir_ / "tracee";
+  const auto hot = symbol(bin, "hot");
+  // 4 workers, 3000 RT signals queued at them while they run through the slot.
+  auto t = trace(bin, {"signals", "4", "3000", "3000"}, {hot});
+  EXPECT_EQ(t.result.what, run_result::kind::exited);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(t.output, m,
+                                std::regex(R"(calls=(\d+) handled=(\d+) sent=(\d+) bad_pc=(\d+))")))
+      << t.output;
+  const auto calls = std::stoull(m[1]), handled = std::stoull(m[2]), sent = std::stoull(m[3]);
+  EXPECT_EQ(handled, sent) << "a queued signal was lost or duplicated";
+  EXPECT_EQ(m[4], "0") << "a handler saw a PC outside the program's code";
+  EXPECT_EQ(calls, 4u * 3000u + handled);
+  EXPECT_EQ(t.hits[hot], calls);
+  EXPECT_GE(t.stats.signals_delivered, sent);
+}
+
+TEST_F(DebuggerProcess, ProgramsOwnSignalHandlerRuns) {
+  const auto bin = dir_ / "tracee";
+  auto t = trace(bin, {"usr1"}, {symbol(bin, "hot")});
+  EXPECT_EQ(t.output, "usr1=1 calls=20\n");
+  EXPECT_EQ(t.hits[symbol(bin, "hot")], 20u);
+}
+
+TEST_F(DebuggerProcess, FaultOfDisplacedInstructionIsReportedAtItsOriginalAddress) {
+  const auto bin = dir_ / "tracee";
+  const auto faulty = symbol(bin, "faulty");
+  auto insns = disassemble(bin, "faulty");
+  ASSERT_FALSE(insns.empty());
+  ASSERT_NE(insns[0].second.find("[rdi]"), std::string::npos) << insns[0].second;
+  auto t = trace(bin, {"segv"}, {faulty});
+  EXPECT_EQ(t.output, "segv pc_at_faulty=1\n");
+  EXPECT_EQ(t.result.what, run_result::kind::exited);
+  EXPECT_EQ(t.result.status, 0);
+  EXPECT_EQ(t.hits[faulty], 1u);
+}
+
+TEST_F(DebuggerProcess, ExitStatusAndDeathBySignalPropagate) {
+  const auto bin = dir_ / "tracee";
+  auto t = trace(bin, {"exit", "7"}, {symbol(bin, "hot")});
+  EXPECT_EQ(t.result.what, run_result::kind::exited);
+  EXPECT_EQ(t.result.status, 7);
+  EXPECT_EQ(t.hits[symbol(bin, "hot")], 1u);
+  auto a = trace(bin, {"abort"}, {symbol(bin, "hot")});
+  EXPECT_EQ(a.result.what, run_result::kind::signaled);
+  EXPECT_EQ(a.result.signal, SIGABRT);
+}
+
+TEST_F(DebuggerProcess, EmulatedAndRelocatedInstructionsKeepTheProgramCorrect) {
+  const auto bin = dir_ / "tracee";
+  std::vector<std::uint64_t> addrs;
+  std::map<std::uint64_t, std::string> text;
+  for (const char* fn : {"branchy", "leaf", "bump"})
+    for (auto& [a, s] : disassemble(bin, fn)) {
+      if (s.find("nop") != std::string::npos) continue;
+      addrs.push_back(a);
+      text[a] = s;
+    }
+  ASSERT_GT(addrs.size(), 8u);
+  const long n = 1001;
+  auto t = trace(bin, {"emul", std::to_string(n)}, addrs);
+  EXPECT_EQ(t.output, untraced(bin, "emul " + std::to_string(n)));
+  long sum = 0;
+  for (long i = 0; i < n; ++i) sum += (i & 1) ? i * 3 + 1 + 7 : i / 2;
+  EXPECT_EQ(t.output, "sum=" + std::to_string(sum) + " counter=" + std::to_string(n) + "\n");
+  // Every instruction of bump and the entry of branchy/leaf run a known number of times.
+  const auto branchy = symbol(bin, "branchy"), leaf = symbol(bin, "leaf");
+  EXPECT_EQ(t.hits[branchy], static_cast<std::uint64_t>(n));
+  EXPECT_EQ(t.hits[leaf], static_cast<std::uint64_t>(n / 2));
+  for (auto& [a, s] : disassemble(bin, "bump"))
+    if (s.find("nop") == std::string::npos) EXPECT_EQ(t.hits[a], static_cast<std::uint64_t>(n)) << s;
+  std::uint64_t rets = 0, calls = 0;
+  for (auto& [a, s] : text) {
+    if (s.rfind("ret", 0) == 0 && a >= branchy && a < leaf + 0x1000 && a > branchy) rets += t.hits[a];
+    if (s.rfind("call", 0) == 0) calls += t.hits[a];
+  }
+  EXPECT_EQ(calls, static_cast<std::uint64_t>(n / 2));  // leaf is called for odd i
+  EXPECT_GT(rets, 0u);
+}
+
+TEST_F(DebuggerProcess, GoroutinesCountExactlyUnderPreemptionSignals) {
+  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  const auto bin = dir_ / "goroutines";
+  const auto hot = symbol(bin, "main.hot", /*go=*/true);
+  ASSERT_NE(hot, 0u);
+  const long n = 10000;
+  auto t = trace(bin, {std::to_string(n)}, {hot});
+  EXPECT_EQ(t.result.what, run_result::kind::exited);
+  EXPECT_EQ(t.result.status, 0);
+  EXPECT_EQ(t.output, "total=" + std::to_string(8 * n * n) + "\n");  // sum of 2i+1 = n^2
+  EXPECT_EQ(t.hits[hot], static_cast<std::uint64_t>(8 * n));
+}
+
+TEST_F(DebuggerProcess, LaunchFailuresAreFatalWithOneLine) {
+  try {
+    process::launch((dir_ / "does-not-exist").string(), {});
+    FAIL() << "no error";
+  } catch (const fatal_error& e) {
+    EXPECT_EQ(e.code(), exit_code::launch_failed);
+    EXPECT_NE(std::string(e.what()).find("No such file"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  }
+  const auto noexec = dir_ / "noexec";
+  std::ofstream(noexec) << "data";
+  try {
+    process::launch(noexec.string(), {});
+    FAIL() << "no error";
+  } catch (const fatal_error& e) {
+    EXPECT_EQ(e.code(), exit_code::launch_failed);
+    EXPECT_NE(std::string(e.what()).find("Permission denied"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(DebuggerProcess, AttachToMissingProcessIsNoSuchProcess) {
+  try {
+    process::attach(0x3ffffff0);
+    FAIL() << "no error";
+  } catch (const fatal_error& e) {
+    EXPECT_EQ(e.code(), exit_code::no_such_process);
+  }
+}
+
+TEST_F(DebuggerProcess, RequestStopThenKill) {
+  const auto bin = dir_ / "tracee";
+  auto p = process::launch(bin.string(), {bin.string(), "threads", "4", "1000000"});
+  ASSERT_TRUE(p->add_breakpoint(virt_addr(symbol(bin, "hot"))));
+  std::uint64_t hits = 0;
+  auto r = p->run([&](const breakpoint_hit&) {
+    if (++hits == 500) process::request_stop();
+  });
+  EXPECT_EQ(r.what, run_result::kind::stopped);
+  EXPECT_FALSE(process::stop_requested());
+  // Every thread is stopped: hits that were already on their way were still counted.
+  EXPECT_GE(hits, 500u);
+  EXPECT_EQ(p->statistics().hits, hits);
+  p->kill_and_reap();
+  EXPECT_TRUE(p->finished());
+}
+
+TEST_F(DebuggerProcess, AttachCountDetachAndTheProgramRunsOnUnharmed) {
+  const auto bin = dir_ / "tracee";
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::execl(bin.c_str(), bin.c_str(), "loop", nullptr);
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  FILE* f = ::fdopen(out[0], "r");
+  char line[256];
+  ASSERT_TRUE(fgets(line, sizeof line, f));
+  const std::string before = line;
+  ASSERT_TRUE(fgets(line, sizeof line, f));
+  ASSERT_EQ(std::string(line), "ready\n");
+  const std::string maps_before = slurp("/proc/" + std::to_string(pid) + "/maps");
+  {
+    auto p = process::attach(pid);
+    EXPECT_TRUE(p->attached());
+    const auto hot = symbol(bin, "hot");
+    ASSERT_TRUE(p->add_breakpoint(virt_addr(hot)));
+    // The program still reads its own bytes through us as the originals.
+    std::array<std::byte, 1> b{};
+    ASSERT_TRUE(p->read_memory(virt_addr(hot), b));
+    EXPECT_EQ(std::to_integer<int>(b[0]), std::stoi(before.substr(7, 2), nullptr, 16));
+    std::uint64_t hits = 0;
+    auto r = p->run([&](const breakpoint_hit& h) {
+      EXPECT_EQ(h.addr, virt_addr(hot));
+      if (++hits == 2000) process::request_stop();
+    });
+    ASSERT_EQ(r.what, run_result::kind::stopped);
+    p->detach();
+  }
+  // Detached: no slot page left behind, code bytes are the originals, program ends normally.
+  EXPECT_EQ(slurp("/proc/" + std::to_string(pid) + "/maps"), maps_before);
+  ::kill(pid, SIGUSR2);
+  ASSERT_TRUE(fgets(line, sizeof line, f));
+  EXPECT_EQ(std::string(line).substr(6), before.substr(7));
+  ASSERT_TRUE(fgets(line, sizeof line, f));
+  EXPECT_EQ(std::string(line).rfind("calls=", 0), 0u);
+  fclose(f);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace gomaptrace

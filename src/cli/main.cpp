@@ -1,10 +1,306 @@
+// gomaptrace: launch or attach to a Go program and trace what its maps do.
+#include <signal.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <optional>
+
+#include "gomaptrace/chrome_trace.hpp"
 #include "gomaptrace/error.hpp"
+#include "gomaptrace/event_output.hpp"
+#include "gomaptrace/go_binary.hpp"
+#include "gomaptrace/inspect_output.hpp"
+#include "gomaptrace/map_tracer.hpp"
+#include "gomaptrace/process.hpp"
+#include "gomaptrace/summary_output.hpp"
+
+namespace gt = gomaptrace;
+
+namespace {
+
+struct trace_options {
+  std::vector<std::string> command;  // PROG ARGS...
+  int pid = 0;
+  std::string output;
+  bool json = false;
+  bool events = false;
+  bool quiet = false;
+  bool no_summary = false;
+  int stack = 6;
+  std::string summary_json;
+  std::string chrome_trace;
+  std::optional<std::uint64_t> max_grows;
+};
+
+// Signals aimed at gomaptrace: remembered here, acted on by the trace loop.
+volatile sig_atomic_t g_stop_signal = 0;
+volatile sig_atomic_t g_stop_from_kernel = 0;
+
+void on_stop_signal(int sig, siginfo_t* info, void*) {
+  g_stop_signal = sig;
+  // A terminal's Ctrl-C reaches the whole foreground process group, tracee included
+  // (si_code SI_KERNEL); kill(1) reaches only us and must be passed on.
+  g_stop_from_kernel = info && info->si_code == SI_KERNEL;
+  gt::process::request_stop();
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_sigaction = on_stop_signal;
+  sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid must return EINTR
+  sigemptyset(&sa.sa_mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+std::filesystem::path resolve_program(const std::string& prog) {
+  if (prog.find('/') != std::string::npos) return prog;
+  // Like a shell: search PATH for a bare name.
+  if (const char* path = std::getenv("PATH")) {
+    std::string_view p(path);
+    while (!p.empty()) {
+      auto colon = p.find(':');
+      std::filesystem::path dir(std::string(p.substr(0, colon)));
+      if (dir.empty()) dir = ".";
+      auto cand = dir / prog;
+      if (access(cand.c_str(), X_OK) == 0 && std::filesystem::is_regular_file(cand)) return cand;
+      if (colon == std::string_view::npos) break;
+      p.remove_prefix(colon + 1);
+    }
+  }
+  return prog;
+}
+
+std::filesystem::path exe_of(int pid) {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
+  if (ec) {
+    if (!std::filesystem::exists(fmt::format("/proc/{}", pid))) {
+      throw gt::fatal_error(gt::exit_code::no_such_process, fmt::format("-p {}: no such process", pid));
+    }
+    throw gt::fatal_error(gt::exit_code::permission_denied,
+                          fmt::format("-p {}: cannot read /proc/{}/exe: {}", pid, pid, ec.message()));
+  }
+  // The executable can be replaced on disk while it runs; /proc/PID/exe still opens it.
+  return fmt::format("/proc/{}/exe", pid);
+}
+
+int run_inspect(const std::string& path, bool json) {
+  auto bin = gt::go_binary::open(path);
+  if (json) {
+    std::cout << gt::inspect_json(*bin).dump(2) << '\n';
+  } else {
+    gt::write_inspect_text(std::cout, *bin);
+  }
+  return 0;
+}
+
+std::uint64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int run_trace(const trace_options& o) {
+  const bool attach = o.pid != 0;
+  std::filesystem::path prog = attach ? exe_of(o.pid) : resolve_program(o.command.at(0));
+  auto bin = gt::go_binary::open(prog);
+  std::string why;
+  if (!bin->traceable(&why)) throw gt::fatal_error(gt::exit_code::unsupported_go, why);
+
+  std::ofstream file_out;
+  std::ostream* out = &std::cerr;
+  if (!o.output.empty()) {
+    file_out.open(o.output);
+    if (!file_out) {
+      throw gt::fatal_error(gt::exit_code::permission_denied,
+                            fmt::format("-o {}: cannot open for writing", o.output));
+    }
+    out = &file_out;
+  }
+
+  install_signal_handlers();
+  std::unique_ptr<gt::process> proc;
+  if (attach) {
+    proc = gt::process::attach(o.pid);
+  } else {
+    std::vector<std::string> args(o.command.begin(), o.command.end());
+    proc = gt::process::launch(prog, args);
+  }
+  const std::uint64_t bias =
+      bin->elf().is_pie() ? proc->auxv_entry() - bin->elf().entry().value() : 0;
+
+  gt::text_event_output text(*out);
+  gt::json_event_output jsonl(*out);
+  gt::chrome_trace_output chrome(proc->pid());
+  gt::tee_sink sinks;
+  if (!o.quiet) sinks.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
+  if (!o.chrome_trace.empty()) sinks.add(&chrome);
+
+  gt::process* p = proc.get();
+  gt::memory_reader reader = [p](std::uint64_t addr, std::size_t len)
+      -> gt::expected<std::vector<std::byte>> {
+    std::vector<std::byte> buf(len);
+    if (auto r = p->read_memory(gt::virt_addr(addr), buf); !r) return gt::unexpected(r.error());
+    return buf;
+  };
+  gt::tracer_options topts;
+  topts.stack_depth = o.stack;
+  topts.all_events = o.events;
+  gt::map_tracer tracer(*bin, bias, reader, topts, sinks);
+  if (o.max_grows && !tracer.can_count_grows()) {
+    throw gt::fatal_error(gt::exit_code::trace_failed,
+                          fmt::format("{}: --max-grows: the binary has no growth function to probe",
+                                      prog.string()));
+  }
+
+  // Breakpoint site ids from the debugger map back to the tracer's requests.
+  std::unordered_map<std::uint64_t, std::size_t> request_of_site;
+  const auto& reqs = tracer.breakpoints();
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    auto id = proc->add_breakpoint(reqs[i].addr);
+    if (!id) {
+      throw gt::fatal_error(gt::exit_code::trace_failed,
+                            fmt::format("{}: cannot plant a breakpoint at {:#x} ({}): {}",
+                                        prog.string(), reqs[i].addr.value(),
+                                        bin->probes()[reqs[i].probe].symbol, id.error()));
+    }
+    request_of_site[*id] = i;
+  }
+
+  const std::uint64_t start = now_ns();
+  gt::run_outcome outcome;
+  outcome.binary = prog.string();
+  outcome.go_version = bin->version().raw;
+  outcome.map_impl = std::string(gt::to_string(bin->impl()));
+  outcome.pid = proc->pid();
+  outcome.attached = attach;
+
+  auto handler = [&](const gt::breakpoint_hit& hit) {
+    gt::hit_context ctx;
+    ctx.tid = hit.tid;
+    ctx.time_ns = now_ns() - start;
+    const gt::registers& r = hit.regs;
+    ctx.regs = {r.rip(), r.rsp(), r.rbp(), r.r14(), r.rax(), r.rbx(), r.rcx(),
+                r.rdi(), r.rsi(), r.r8(),  r.r9(),  r.r10(), r.r11()};
+    tracer.on_hit(request_of_site.at(hit.id), ctx);
+  };
+
+  for (;;) {
+    gt::run_result res = proc->run(handler);
+    if (res.what == gt::run_result::kind::exited) {
+      outcome.exit_status = res.status;
+      break;
+    }
+    if (res.what == gt::run_result::kind::signaled) {
+      outcome.signal = res.signal;
+      outcome.exit_status = 128 + res.signal;
+      break;
+    }
+    // Stopped by a signal aimed at us.
+    int sig = g_stop_signal;
+    g_stop_signal = 0;
+    if (attach) {
+      proc->detach();
+      outcome.detached = true;
+      break;
+    }
+    if (sig && !g_stop_from_kernel) ::kill(proc->pid(), sig);
+  }
+  outcome.duration_ns = now_ns() - start;
+
+  const gt::trace_stats& stats = tracer.stats();
+  if (!o.no_summary) gt::write_summary_text(*out, stats, outcome);
+  out->flush();
+  if (!o.summary_json.empty()) {
+    std::ofstream sj(o.summary_json);
+    if (!sj) {
+      throw gt::fatal_error(gt::exit_code::permission_denied,
+                            fmt::format("--summary-json {}: cannot open for writing", o.summary_json));
+    }
+    sj << gt::summary_json(stats, outcome).dump(2) << '\n';
+  }
+  if (!o.chrome_trace.empty()) {
+    std::ofstream ct(o.chrome_trace);
+    if (!ct) {
+      throw gt::fatal_error(gt::exit_code::permission_denied,
+                            fmt::format("--chrome-trace {}: cannot open for writing", o.chrome_trace));
+    }
+    chrome.write(ct);
+  }
+  int status = outcome.exit_status.value_or(0);
+  if (status == 0 && o.max_grows && stats.grows > *o.max_grows) {
+    std::cerr << fmt::format("gomaptrace: {} map grows, more than --max-grows {}\n", stats.grows,
+                             *o.max_grows);
+    return static_cast<int>(gt::exit_code::assertion_failed);
+  }
+  return status;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"gomaptrace: trace what Go maps really do"};
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  try {
+    if (argc >= 2 && std::string_view(argv[1]) == "inspect") {
+      CLI::App app{"gomaptrace inspect: what gomaptrace reads from a Go binary", "gomaptrace inspect"};
+      std::string path;
+      bool json = false;
+      app.add_option("BINARY", path, "Go executable")->required();
+      app.add_flag("--json", json, "machine-readable output");
+      try {
+        app.parse(argc - 1, argv + 1);
+      } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : static_cast<int>(gt::exit_code::usage);
+      }
+      return run_inspect(path, json);
+    }
+
+    CLI::App app{
+        "gomaptrace: trace Go map creation, insertion and growth.\n"
+        "  gomaptrace [OPTIONS] PROG [ARGS...]   launch and trace\n"
+        "  gomaptrace [OPTIONS] -p PID           attach to a running program\n"
+        "  gomaptrace inspect [--json] BINARY    show what is known about a binary",
+        "gomaptrace"};
+    trace_options o;
+    app.prefix_command();  // everything after PROG belongs to the program
+    app.add_option("-p,--pid", o.pid, "attach to this process instead of launching one");
+    app.add_option("-o,--output", o.output, "write the trace here instead of stderr");
+    app.add_flag("--json", o.json, "events as JSON Lines");
+    app.add_flag("--events", o.events, "also print every insert, growWork and evacuate");
+    app.add_option("--stack", o.stack, "call-chain depth per event (0: none)")
+        ->default_val(6)
+        ->check(CLI::Range(0, 64));
+    app.add_flag("-q,--quiet", o.quiet, "print no events, only the summary");
+    app.add_flag("--no-summary", o.no_summary, "no summary table at exit");
+    app.add_option("--summary-json", o.summary_json, "write hits, exit status and per-site figures here at exit");
+    app.add_option("--chrome-trace", o.chrome_trace, "write a timeline for Perfetto / chrome://tracing here");
+    app.add_option("--max-grows", o.max_grows,
+                   "exit with status 111 if the program grew maps more than N times");
+    app.add_option("PROG", o.command, "program and its arguments");
+    try {
+      app.parse(argc, argv);
+      if (o.pid == 0 && o.command.empty()) throw CLI::RequiredError("PROG or -p PID");
+      if (o.pid != 0 && !o.command.empty()) {
+        throw CLI::ValidationError("-p", "give either PROG or -p PID, not both");
+      }
+      if (o.pid < 0) throw CLI::ValidationError("-p", "PID must be positive");
+    } catch (const CLI::ParseError& e) {
+      int rc = app.exit(e);
+      return rc == 0 ? 0 : static_cast<int>(gt::exit_code::usage);
+    }
+    return run_trace(o);
+  } catch (const gt::fatal_error& e) {
+    std::cerr << "gomaptrace: " << e.what() << '\n';
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    std::cerr << "gomaptrace: internal error: " << e.what() << '\n';
+    return static_cast<int>(gt::exit_code::trace_failed);
+  }
 }

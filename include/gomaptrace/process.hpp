@@ -64,6 +64,7 @@ struct run_statistics {
   std::uint64_t signals_delivered = 0;  // signals passed on to the program
   std::uint64_t slot_steps = 0;         // single-steps to finish a displaced instruction
   std::uint64_t slot_faults = 0;        // displaced instructions that faulted (PC moved back)
+  std::uint64_t forks_released = 0;     // fork()ed children cleaned of int3s and let go
   std::uint64_t requeued_signals = 0;   // extra signals that arrived during a slot step
 };
 
@@ -140,6 +141,7 @@ class process {
     bool stopped = false;     // in a ptrace-stop we have not resumed
     bool group_stop = false;  // that stop is a group-stop: resume with PTRACE_LISTEN
     bool exiting = false;     // stopped at PTRACE_EVENT_EXIT
+    bool gone = false;        // PTRACE_INTERRUPT said ESRCH: exited (a zombie leader), no stop coming
     int resume_sig = 0;       // signal to deliver when resumed (signal-delivery-stop)
   };
   struct site {
@@ -166,6 +168,8 @@ class process {
                                          std::initializer_list<std::uint64_t> args);
   expected<virt_addr> allocate_slot(virt_addr near, std::size_t size);
   thread_state& add_thread(pid_t tid);
+  bool is_our_thread(pid_t tid) const;
+  void release_fork_child(pid_t child);
   void set_finished(const run_result& r);
 
   pid_t pid_ = -1;

@@ -29,8 +29,11 @@ namespace {
 std::atomic<int> g_stop_requested{0};
 static_assert(std::atomic<int>::is_always_lock_free, "request_stop must be async-signal-safe");
 
-constexpr long base_options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT |
-                              PTRACE_O_TRACESYSGOOD;
+// TRACEFORK: a fork()ed child inherits our int3s in its copy of the code and would die of
+// SIGTRAP at the first hit; it is caught at birth, cleaned and let go. vfork children share
+// our memory and run only until exec (Go's os/exec runs no Go code there): not traced.
+constexpr long base_options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEEXEC |
+                              PTRACE_O_TRACEEXIT | PTRACE_O_TRACESYSGOOD;
 
 [[noreturn]] void trace_failed(const std::string& what, int err = errno) {
   throw fatal_error(exit_code::trace_failed, fmt::format("{}: {}", what, strerror(err)));
@@ -126,6 +129,25 @@ process::thread_state& process::add_thread(pid_t tid) {
   auto [it, fresh] = threads_.try_emplace(tid);
   if (fresh) it->second.tid = tid;
   return it->second;
+}
+
+bool process::is_our_thread(pid_t tid) const {
+  std::istringstream in(read_text_file(fmt::format("/proc/{}/status", tid)));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Tgid:", 0) == 0) return std::strtol(line.c_str() + 5, nullptr, 10) == pid_;
+  return true;  // gone already: treat as ours, its exit status follows
+}
+
+// The child of a fork() in its first stop: put the original bytes back in its copy of the
+// code and detach. Its copy of the slot page stays mapped but unused.
+void process::release_fork_child(pid_t child) {
+  unique_fd fd(::open(fmt::format("/proc/{}/mem", child).c_str(), O_RDWR | O_CLOEXEC));
+  if (fd)
+    for (auto& s : sites_)
+      (void)!::pwrite(fd.get(), &s.original, 1, static_cast<off_t>(s.addr.value()));
+  pt(PTRACE_DETACH, child, 0, 0);
+  ++stats_.forks_released;
 }
 
 void process::set_finished(const run_result& r) {
@@ -406,10 +428,11 @@ expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
   }
   // A stopped thread that is not exiting runs the mmap.
   thread_state* runner = nullptr;
-  if (auto it = threads_.find(pid_); it != threads_.end() && it->second.stopped && !it->second.exiting)
+  if (auto it = threads_.find(pid_); it != threads_.end() && it->second.stopped &&
+      !it->second.exiting && !it->second.gone)
     runner = &it->second;
   for (auto& [tid, th] : threads_)
-    if (!runner && th.stopped && !th.exiting) runner = &th;
+    if (!runner && th.stopped && !th.exiting && !th.gone) runner = &th;
   if (!runner) return unexpected("no stopped thread to map the slot page");
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   auto maps = parse_proc_maps(read_text_file(fmt::format("/proc/{}/maps", pid_)));
@@ -431,7 +454,8 @@ expected<std::uint64_t> process::add_breakpoint(virt_addr addr) {
   if (auto it = site_by_addr_.find(addr.value()); it != site_by_addr_.end())
     return sites_[it->second].id;
   for (auto& [tid, th] : threads_)
-    if (!th.stopped) return unexpected("breakpoints can only be added while the program is stopped");
+    if (!th.stopped && !th.gone)
+      return unexpected("breakpoints can only be added while the program is stopped");
   std::byte code[16];
   std::size_t have = 0;
   // The instruction may end near the end of a mapping: read what is there.
@@ -575,7 +599,7 @@ bool process::move_out_of_slot(thread_state& th, siginfo_t* info, bool* info_cha
 }
 
 void process::resume(thread_state& th) {
-  if (!th.stopped) return;
+  if (!th.stopped || th.gone) return;
   th.stopped = false;
   if (th.group_stop) {
     // Stay in group-stop, but let the kernel report when SIGCONT ends it.
@@ -616,8 +640,14 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
     set_finished(r);
     return r;
   }
-  // A thread's first stop can come before its parent's PTRACE_EVENT_CLONE.
+  // A thread's first stop can come before its parent's PTRACE_EVENT_CLONE; a fork child's
+  // before PTRACE_EVENT_FORK.
+  if (!threads_.count(tid) && !is_our_thread(tid)) {
+    release_fork_child(tid);
+    return std::nullopt;
+  }
   thread_state& th = add_thread(tid);
+  th.gone = false;
   th.stopped = true;
   th.group_stop = false;
   switch (st.what) {
@@ -685,18 +715,16 @@ std::optional<run_result> process::drain_pending(const hit_handler* handler, boo
 // way are handled (reported to `handler` if there is one), signals are kept for delivery.
 void process::stop_all(const hit_handler* handler) {
   for (auto& [tid, th] : threads_)
-    if (!th.stopped) pt_ok(PTRACE_INTERRUPT, tid);
+    if (!th.stopped && !pt_ok(PTRACE_INTERRUPT, tid)) th.gone = true;
   for (;;) {
     if (drain_pending(handler, false) || finished_) return;
     bool all = true;
-    for (auto& [tid, th] : threads_) all = all && th.stopped;
+    for (auto& [tid, th] : threads_) all = all && (th.stopped || th.gone);
     if (all) return;
     int raw;
     pid_t tid = wait_for(-1, &raw);
-    const bool known = threads_.count(tid) != 0;
-    if (on_wait(tid, raw, handler, false)) return;
     // A thread born meanwhile reports its first stop by itself and stays stopped.
-    (void)known;
+    if (on_wait(tid, raw, handler, false)) return;
   }
 }
 
@@ -737,7 +765,7 @@ void process::detach() {
   // Held signals are delivered by PTRACE_DETACH, which needs the siginfo of the stop.
   std::unordered_map<pid_t, siginfo_t> infos;
   for (auto& [tid, th] : threads_) {
-    if (th.exiting) continue;
+    if (th.exiting || th.gone) continue;
     siginfo_t info{};
     bool changed = false;
     if (th.resume_sig) get_siginfo(tid, info);
@@ -749,7 +777,7 @@ void process::detach() {
   if (!pages_.empty()) {
     thread_state* runner = nullptr;
     for (auto& [tid, th] : threads_)
-      if (!runner && th.stopped && !th.exiting) runner = &th;
+      if (!runner && th.stopped && !th.exiting && !th.gone) runner = &th;
     if (runner)
       for (auto& pg : pages_) (void)inject_syscall(*runner, SYS_munmap, {pg.base().value(), pg.size()});
     pages_.clear();

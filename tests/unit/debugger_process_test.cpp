@@ -7,7 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -75,6 +78,50 @@ std::uint64_t symbol(const fs::path& binary, const std::string& name, bool go = 
   }
   return 0;
 }
+
+// A program started by the test itself (so attach has a real stranger to attach to), with
+// its stdin and stdout on pipes.
+struct child_program {
+  pid_t pid = -1;
+  FILE* out = nullptr;
+  int in = -1;
+  explicit child_program(std::vector<std::string> argv) {
+    int o[2], i[2];
+    if (::pipe(o) || ::pipe(i)) return;
+    pid = ::fork();
+    if (pid == 0) {
+      ::dup2(o[1], 1);
+      ::dup2(i[0], 0);
+      std::vector<char*> a;
+      for (auto& s : argv) a.push_back(s.data());
+      a.push_back(nullptr);
+      ::execv(a[0], a.data());
+      ::_exit(127);
+    }
+    ::close(o[1]);
+    ::close(i[0]);
+    out = ::fdopen(o[0], "r");
+    in = i[1];
+  }
+  std::string line() {
+    char buf[512];
+    return out && fgets(buf, sizeof buf, out) ? buf : "";
+  }
+  int wait() {
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    pid = -1;
+    return st;
+  }
+  ~child_program() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      wait();
+    }
+    if (out) fclose(out);
+    if (in >= 0) ::close(in);
+  }
+};
 
 class DebuggerProcess : public ::testing::Test {
  protected:
@@ -254,6 +301,118 @@ TEST_F(DebuggerProcess, GoroutinesCountExactlyUnderPreemptionSignals) {
   EXPECT_EQ(t.result.status, 0);
   EXPECT_EQ(t.output, "total=" + std::to_string(8 * n * n) + "\n");  // sum of 2i+1 = n^2
   EXPECT_EQ(t.hits[hot], static_cast<std::uint64_t>(8 * n));
+}
+
+TEST_F(DebuggerProcess, GoCpuProfilingSignalsUnderTracing) {
+  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  const auto bin = dir_ / "goroutines";
+  const auto hot = symbol(bin, "main.hot", /*go=*/true);
+  const long n = 8000;
+  auto t = trace(bin, {std::to_string(n), "profile"}, {hot});
+  EXPECT_EQ(t.result.what, run_result::kind::exited);
+  EXPECT_EQ(t.result.status, 0);
+  EXPECT_EQ(t.output, "total=" + std::to_string(8 * n * n) + "\n");
+  EXPECT_EQ(t.hits[hot], static_cast<std::uint64_t>(8 * n));
+  EXPECT_GT(t.stats.signals_delivered, 0u);
+}
+
+TEST_F(DebuggerProcess, ForkedChildIsCleanedAndLetGo) {
+  const auto bin = dir_ / "tracee";
+  const auto hot = symbol(bin, "hot");
+  auto t = trace(bin, {"fork"}, {hot});
+  // The child ran hot() 10 times with the original code (exit 3), untraced.
+  EXPECT_EQ(t.output, "child_exit=3 child_signal=0 calls=5\n");
+  EXPECT_EQ(t.hits[hot], 5u);
+  EXPECT_EQ(t.stats.forks_released, 1u);
+}
+
+TEST_F(DebuggerProcess, GroupStopStaysAStop) {
+  const auto bin = dir_ / "tracee";
+  const auto hot = symbol(bin, "hot");
+  std::atomic<std::uint64_t> hits{0};
+  std::atomic<pid_t> pid{0};
+  run_result result;
+  const fs::path out = dir_ / "groupstop.txt";
+  // ptrace requests must come from the thread that launched: the tracer gets its own thread.
+  std::thread tracer([&] {
+    unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    launch_options o;
+    o.stdout_fd = fd.get();
+    auto p = process::launch(bin.string(), {bin.string(), "loop"}, o);
+    EXPECT_TRUE(p->add_breakpoint(virt_addr(hot)));
+    pid = p->pid();
+    result = p->run([&](const breakpoint_hit&) { ++hits; });
+  });
+  auto wait_hits = [&](std::uint64_t n) {
+    for (int i = 0; i < 2000 && hits < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return hits >= n;
+  };
+  ASSERT_TRUE(wait_hits(200));
+  ::kill(pid, SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::uint64_t h1 = hits;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(hits.load(), h1) << "the program kept running through SIGSTOP";
+  ::kill(pid, SIGCONT);
+  EXPECT_TRUE(wait_hits(h1 + 200)) << "the program did not continue after SIGCONT";
+  ::kill(pid, SIGUSR2);
+  tracer.join();
+  EXPECT_EQ(result.what, run_result::kind::exited);
+  EXPECT_EQ(result.status, 0);
+  std::smatch m;
+  const std::string text = slurp(out);
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(calls=(\d+))"))) << text;
+  EXPECT_EQ(std::stoull(m[1]), hits.load());
+}
+
+TEST_F(DebuggerProcess, AttachWhileBlockedInASyscallAndDetach) {
+  // The leader sits in read(2) when attached; the slot page is mapped by making it run mmap,
+  // after which its read must resume as if nothing happened.
+  const auto bin = dir_ / "tracee";
+  child_program c({bin.string(), "sleeper"});
+  ASSERT_EQ(c.line(), "ready\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it block in read
+  {
+    auto p = process::attach(c.pid);
+    ASSERT_TRUE(p->add_breakpoint(virt_addr(symbol(bin, "hot"))));
+    std::uint64_t hits = 0;
+    auto r = p->run([&](const breakpoint_hit&) {
+      if (++hits == 1000) process::request_stop();
+    });
+    ASSERT_EQ(r.what, run_result::kind::stopped);
+    p->detach();
+  }
+  ASSERT_EQ(::write(c.in, "hello\n", 6), 6);
+  EXPECT_EQ(c.line(), "read=6:hello\n");
+  EXPECT_EQ(c.line(), "calls_positive=1\n");
+  const int st = c.wait();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+TEST_F(DebuggerProcess, AttachToGoProgramCountDetach) {
+  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  const auto bin = dir_ / "goroutines";
+  const auto hot = symbol(bin, "main.hot", /*go=*/true);
+  child_program c({bin.string(), "until-signal"});
+  ASSERT_EQ(c.line(), "ready\n");
+  for (int round = 0; round < 2; ++round) {  // attach twice: detach must leave it traceable
+    auto p = process::attach(c.pid);
+    EXPECT_GT(p->threads().size(), 1u);
+    ASSERT_TRUE(p->add_breakpoint(virt_addr(hot)));
+    std::uint64_t hits = 0;
+    auto r = p->run([&](const breakpoint_hit& h) {
+      EXPECT_EQ(h.addr, virt_addr(hot));
+      if (++hits == 3000) process::request_stop();
+    });
+    ASSERT_EQ(r.what, run_result::kind::stopped);
+    EXPECT_GE(hits, 3000u);
+    p->detach();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ::kill(c.pid, SIGUSR2);
+  EXPECT_EQ(c.line(), "done calls_positive=true\n");
+  const int st = c.wait();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
 }
 
 TEST_F(DebuggerProcess, LaunchFailuresAreFatalWithOneLine) {

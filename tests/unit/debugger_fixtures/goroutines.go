@@ -4,9 +4,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 )
 
 var sink []byte
@@ -15,7 +20,42 @@ var sink []byte
 //go:nosplit
 func hot(x int) int { return x*2 + 1 }
 
+// Runs hot() on 8 goroutines until SIGUSR2, for attach/detach: prints "ready" first.
+func untilSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR2)
+	var stop atomic.Bool
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				if hot(i) != 2*i+1 {
+					panic("hot is wrong")
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	fmt.Println("ready")
+	<-sig
+	stop.Store(true)
+	wg.Wait()
+	fmt.Printf("done calls_positive=%v\n", calls.Load() > 0)
+}
+
 func main() {
+	if os.Args[1] == "until-signal" {
+		untilSignal()
+		return
+	}
+	if len(os.Args) > 2 && os.Args[2] == "profile" {
+		// SIGPROF at 100 Hz per thread, each one a traceback from the interrupted PC.
+		pprof.StartCPUProfile(io.Discard)
+		defer pprof.StopCPUProfile()
+	}
 	n, _ := strconv.Atoi(os.Args[1])
 	var wg sync.WaitGroup
 	sums := make([]int, 8)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ static atomic_int started;
 static atomic_long handled;
 volatile int counter_global;
 static long iterations;
+static volatile sig_atomic_t got_usr1, got_usr2;
 
 // The traced function: its first instruction is `lock add [rip+x], 1` (RIP-relative).
 __attribute__((noinline)) void hot(void) { atomic_fetch_add(&calls, 1); }
@@ -45,6 +47,12 @@ static void* worker(void* arg) {
   pthread_sigmask(SIG_UNBLOCK, &rt, NULL);
   atomic_fetch_add(&started, 1);
   for (long i = 0; i < iterations; ++i) hot();
+  return NULL;
+}
+
+static void* worker_until_usr2(void* arg) {
+  (void)arg;
+  while (!got_usr2) hot();
   return NULL;
 }
 
@@ -75,7 +83,6 @@ static void on_segv(int sig, siginfo_t* si, void* ctx) {
   siglongjmp(segv_jmp, 1);
 }
 
-static volatile sig_atomic_t got_usr1, got_usr2;
 static void on_usr1(int s) { (void)s; got_usr1 = 1; }
 static void on_usr2(int s) { (void)s; got_usr2 = 1; }
 
@@ -163,6 +170,34 @@ int main(int argc, char** argv) {
       bump();
     }
     printf("sum=%ld counter=%d\n", sum, counter_global);
+    return 0;
+  }
+  if (!strcmp(mode, "fork")) {  // the child calls hot() too and must not die of SIGTRAP
+    for (int i = 0; i < 5; ++i) hot();
+    pid_t c = fork();
+    if (c == 0) {
+      for (int i = 0; i < 10; ++i) hot();
+      _exit(atomic_load(&calls) == 15 ? 3 : 4);
+    }
+    int st = 0;
+    waitpid(c, &st, 0);
+    printf("child_exit=%d child_signal=%d calls=%ld\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+           WIFSIGNALED(st) ? WTERMSIG(st) : 0, atomic_load(&calls));
+    return 0;
+  }
+  if (!strcmp(mode, "sleeper")) {  // main blocks in read(0) while a thread runs hot()
+    signal(SIGUSR2, on_usr2);
+    pthread_t th;
+    iterations = 1L << 60;
+    pthread_create(&th, NULL, worker_until_usr2, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    char buf[64] = {0};
+    ssize_t n = read(0, buf, sizeof buf - 1);
+    got_usr2 = 1;
+    pthread_join(th, NULL);
+    printf("read=%zd:%s", n, buf);
+    printf("calls_positive=%d\n", atomic_load(&calls) > 0);
     return 0;
   }
   if (!strcmp(mode, "loop")) {  // run hot() until SIGUSR2, for attach/detach

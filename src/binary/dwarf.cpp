@@ -92,8 +92,8 @@ struct dwarf_info::impl {
   expected<std::optional<std::string>> text(Dwarf_Die die, Dwarf_Half attr) const {
     char* s = nullptr;
     Dwarf_Error err = nullptr;
-    int rc = attr == DW_AT_name ? dwarf_diename(die, &s, &err)
-                                : dwarf_die_text(die, attr, &s, &err);
+    int rc =
+        attr == DW_AT_name ? dwarf_diename(die, &s, &err) : dwarf_die_text(die, attr, &s, &err);
     if (rc == DW_DLV_ERROR) return unexpected(take_error(err, "reading a DIE string"));
     if (rc == DW_DLV_NO_ENTRY) return std::optional<std::string>{};
     std::string out(s);
@@ -295,6 +295,14 @@ expected<std::unique_ptr<dwarf_info>> dwarf_info::load(const std::filesystem::pa
     if (e == EACCES || e == EPERM) throw fatal_error(exit_code::permission_denied, msg);
     throw fatal_error(exit_code::corrupt_binary, msg);
   }
+  // libdwarf answers "no entry" for some files it cannot classify; a file that is not ELF
+  // is an error, not a binary without DWARF.
+  char magic[4] = {};
+  if (::pread(p->fd, magic, sizeof magic, 0) != sizeof magic || std::memcmp(magic,
+                                                                            "\x7f"
+                                                                            "ELF",
+                                                                            4) != 0)
+    return unexpected(path.string() + ": cannot read DWARF: not an ELF file");
   Dwarf_Error err = nullptr;
   // A null handler with a non-null error pointer makes libdwarf report, never abort.
   int rc = dwarf_init_b(p->fd, DW_DLC_READ, DW_GROUPNUMBER_ANY, nullptr, nullptr, &p->dbg, &err);
@@ -325,8 +333,8 @@ std::optional<std::string> dwarf_info::producer() const {
   for (bool first = true;; first = false) {
     Dwarf_Unsigned next_cu = 0;
     Dwarf_Half cu_type = 0;
-    int rc = dwarf_next_cu_header_d(dbg, true, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                    nullptr, nullptr, nullptr, &next_cu, &cu_type, &err);
+    int rc = dwarf_next_cu_header_d(dbg, true, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                    nullptr, nullptr, &next_cu, &cu_type, &err);
     if (rc == DW_DLV_NO_ENTRY) break;
     if (rc == DW_DLV_ERROR) {
       // A broken CU header ends the walk; the producer is an optional fact.
@@ -347,8 +355,7 @@ std::optional<std::string> dwarf_info::producer() const {
 }
 
 expected<dwarf_struct> dwarf_info::find_struct(std::string_view name) const {
-  if (auto r = impl_->build_index(); !r)
-    return unexpected(impl_->path.string() + ": " + r.error());
+  if (auto r = impl_->build_index(); !r) return unexpected(impl_->path.string() + ": " + r.error());
   auto it = impl_->structs.find(name);
   if (it == impl_->structs.end())
     return unexpected("no struct " + std::string(name) + " in the DWARF of " +

@@ -17,9 +17,8 @@ constexpr std::string_view groups_field = "groups";
 
 // Fields the tracer depends on; a DWARF struct lacking one is not trusted. Optional fields
 // (clearSeq, tombstonePossible, hash0, ...) are taken when present.
-constexpr std::string_view classic_required[] = {"count",      "flags",      "B",
-                                                 "noverflow",  "buckets",    "oldbuckets",
-                                                 "nevacuate"};
+constexpr std::string_view classic_required[] = {"count",   "flags",      "B",        "noverflow",
+                                                 "buckets", "oldbuckets", "nevacuate"};
 constexpr std::string_view swiss_required[] = {"used", "dirPtr", "dirLen", "globalDepth"};
 constexpr std::string_view table_required[] = {"used",       "capacity",    "growthLeft",
                                                "localDepth", "groups.data", "groups.lengthMask"};
@@ -45,8 +44,8 @@ std::string version_string(const go_version& v) {
 // checking it against every testdata build.
 
 field_list classic_fields(int minor) {
-  field_list f = {{"count", {0, 8}},     {"flags", {8, 1}},       {"B", {9, 1}},
-                  {"noverflow", {10, 2}}, {"hash0", {12, 4}},     {"buckets", {16, 8}},
+  field_list f = {{"count", {0, 8}},       {"flags", {8, 1}},     {"B", {9, 1}},
+                  {"noverflow", {10, 2}},  {"hash0", {12, 4}},    {"buckets", {16, 8}},
                   {"oldbuckets", {24, 8}}, {"nevacuate", {32, 8}}};
   // Go 1.24 added clearSeq (map_noswiss.go) so that clear during iteration is detected.
   if (minor >= 24) {
@@ -59,8 +58,8 @@ field_list classic_fields(int minor) {
 }
 
 field_list swiss_map_fields(int minor) {
-  field_list f = {{"used", {0, 8}},        {"seed", {8, 8}},         {"dirPtr", {16, 8}},
-                  {"dirLen", {24, 8}},     {"globalDepth", {32, 1}}, {"globalShift", {33, 1}},
+  field_list f = {{"used", {0, 8}},    {"seed", {8, 8}},         {"dirPtr", {16, 8}},
+                  {"dirLen", {24, 8}}, {"globalDepth", {32, 1}}, {"globalShift", {33, 1}},
                   {"writing", {34, 1}}};
   // Go 1.25 added tombstonePossible into the padding before clearSeq.
   if (minor >= 25) f.push_back({"tombstonePossible", {35, 1}});
@@ -69,8 +68,9 @@ field_list swiss_map_fields(int minor) {
 }
 
 field_list swiss_table_fields() {
-  return {{"used", {0, 2}},       {"capacity", {2, 2}}, {"growthLeft", {4, 2}},
-          {"localDepth", {6, 1}}, {"index", {8, 8}},    {"groups", {16, 16}},
+  return {{"used", {0, 2}},         {"capacity", {2, 2}},
+          {"growthLeft", {4, 2}},   {"localDepth", {6, 1}},
+          {"index", {8, 8}},        {"groups", {16, 16}},
           {"groups.data", {16, 8}}, {"groups.lengthMask", {24, 8}}};
 }
 
@@ -165,16 +165,14 @@ expected<runtime_layout> dwarf_layout(const go_version& v, map_impl impl, const 
     auto sz = dwarf_field_of(d, l.type_struct, "Size_");
     auto tf = dwarf_field_of(d, l.type_struct, "TFlag");
     auto str = dwarf_field_of(d, l.type_struct, "Str");
-    if (!sz || !tf || !str)
-      return unexpected(!sz ? sz.error() : !tf ? tf.error() : str.error());
+    if (!sz || !tf || !str) return unexpected(!sz ? sz.error() : !tf ? tf.error() : str.error());
     l.type_size = *sz, l.type_tflag = *tf, l.type_str = *str;
   } else {
     l.type_struct = "runtime._type";
     auto sz = dwarf_field_of(d, l.type_struct, "size");
     auto tf = dwarf_field_of(d, l.type_struct, "tflag");
     auto str = dwarf_field_of(d, l.type_struct, "str");
-    if (!sz || !tf || !str)
-      return unexpected(!sz ? sz.error() : !tf ? tf.error() : str.error());
+    if (!sz || !tf || !str) return unexpected(!sz ? sz.error() : !tf ? tf.error() : str.error());
     l.type_size = *sz, l.type_tflag = *tf, l.type_str = *str;
   }
   // DWARF has no constants; TFlagExtraStar has been 1<<1 since Go 1.x, keep the default.
@@ -242,8 +240,7 @@ runtime_layout table_layout(const go_version& v, map_impl impl) {
   return l;
 }
 
-runtime_layout resolve_runtime_layout(const go_version& v, map_impl impl,
-                                      const dwarf_info* dwarf) {
+runtime_layout resolve_runtime_layout(const go_version& v, map_impl impl, const dwarf_info* dwarf) {
   if (!dwarf) return table_layout(v, impl);
   auto l = dwarf_layout(v, impl, *dwarf);
   if (l) return std::move(*l);

@@ -23,10 +23,11 @@ std::optional<testdata_build> find_build(const std::string& label, const std::st
   return std::nullopt;
 }
 
-#define REQUIRE_BUILD(var, label, variant)                                                   \
-  auto var = find_build(label, variant);                                                     \
-  if (!var) GTEST_SKIP() << "no " label "/" variant " build in " << testing::testdata_dir() \
-                         << " (run scripts/build-testdata.sh)"
+#define REQUIRE_BUILD(var, label, variant)                                        \
+  auto var = find_build(label, variant);                                          \
+  if (!var)                                                                       \
+  GTEST_SKIP() << "no " label "/" variant " build in " << testing::testdata_dir() \
+               << " (run scripts/build-testdata.sh)"
 
 TEST(Dwarf, ClassicHmapOfGo119MatchesTheSource) {
   REQUIRE_BUILD(b, "go1.19", "default");
@@ -41,12 +42,15 @@ TEST(Dwarf, ClassicHmapOfGo119MatchesTheSource) {
     std::uint64_t offset, size;
     const char* type;
   };
-  const want_field want[] = {
-      {"count", 0, 8, "int"},           {"flags", 8, 1, "uint8"},
-      {"B", 9, 1, "uint8"},             {"noverflow", 10, 2, "uint16"},
-      {"hash0", 12, 4, "uint32"},       {"buckets", 16, 8, "unsafe.Pointer"},
-      {"oldbuckets", 24, 8, "unsafe.Pointer"}, {"nevacuate", 32, 8, "uintptr"},
-      {"extra", 40, 8, "*runtime.mapextra"}};
+  const want_field want[] = {{"count", 0, 8, "int"},
+                             {"flags", 8, 1, "uint8"},
+                             {"B", 9, 1, "uint8"},
+                             {"noverflow", 10, 2, "uint16"},
+                             {"hash0", 12, 4, "uint32"},
+                             {"buckets", 16, 8, "unsafe.Pointer"},
+                             {"oldbuckets", 24, 8, "unsafe.Pointer"},
+                             {"nevacuate", 32, 8, "uintptr"},
+                             {"extra", 40, 8, "*runtime.mapextra"}};
   ASSERT_EQ(s->fields.size(), std::size(want));
   for (std::size_t i = 0; i < std::size(want); ++i) {
     SCOPED_TRACE(want[i].name);
@@ -133,27 +137,31 @@ TEST(Dwarf, MissingFileIsAFatalErrorWithItsExitCode) {
   }
 }
 
-TEST(Dwarf, NonElfFileHasNoDwarf) {
+TEST(Dwarf, NonElfFileIsAnError) {
   auto path = std::filesystem::temp_directory_path() /
               ("gomaptrace-dwarf-test-" + std::to_string(::getpid()));
-  {
-    std::ofstream(path) << "not an ELF file, just text\n";
-  }
+  { std::ofstream(path) << "not an ELF file, just text\n"; }
   auto r = dwarf_info::load(path);
+  exit_code code = exit_code::ok;
+  try {
+    dwarf_info::open(path);
+  } catch (const fatal_error& e) {
+    code = e.code();
+  }
   std::filesystem::remove(path);
-  // Either "no DWARF" or an error: never a usable reader.
-  EXPECT_TRUE(!r || *r == nullptr);
+  // libdwarf says DW_DLE_FILE_WRONG_TYPE: an error value from load(), fatal from open().
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("cannot read DWARF"), std::string::npos) << r.error();
+  EXPECT_EQ(code, exit_code::corrupt_binary);
 }
 
-TEST(Dwarf, TruncatedBinaryDoesNotCrash) {
+TEST(Dwarf, TruncatedBinaryIsAnErrorNotACrash) {
   auto path = testing::testdata_dir() / "bad" / "truncated";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
+  // The first 64 KiB of a Go binary: its section headers point past the end of the file.
   auto r = dwarf_info::load(path);
-  // The first 64 KiB hold no section headers: libdwarf finds nothing or reports an error.
-  if (r && *r) {
-    auto s = (*r)->find_struct("runtime.hmap");
-    EXPECT_FALSE(s);
-  }
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("cannot read DWARF"), std::string::npos) << r.error();
 }
 
 TEST(Dwarf, IndexingIsFast) {

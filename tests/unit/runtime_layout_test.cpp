@@ -26,7 +26,9 @@ exit_code table_error(const go_version& v, map_impl impl) {
   }
   return exit_code::ok;
 }
-exit_code table_error(const char* v, map_impl impl) { return table_error(ver(v), impl); }
+exit_code table_error(const char* v, map_impl impl) {
+  return table_error(ver(v), impl);
+}
 
 TEST(RuntimeLayout, TableCoversGo117To127) {
   for (int minor = 17; minor <= 27; ++minor) {

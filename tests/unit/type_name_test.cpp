@@ -197,7 +197,8 @@ std::string run(const std::string& cmd) {
 
 TEST(TypeName, DecodesTypesOfRealBinaries) {
   const std::vector<std::string> names = {"map[string]int", "map[int]int", "map[main.point]int",
-                                          "main.point",     "*main.point", "int", "string"};
+                                          "main.point",     "*main.point", "int",
+                                          "string"};
   auto oracle = testing::oracle("godwarf");
   int checked = 0;
   for (const auto& b : testing::testdata_builds("makehints")) {
@@ -228,8 +229,8 @@ TEST(TypeName, DecodesTypesOfRealBinaries) {
     for (const auto& n : names) {
       const auto& off = j["types"][n];
       if (off.is_null()) continue;  // the linker may not emit a type the program never uses
-      auto got = decode_type_name(img.reader(), types_base + off.get<std::uint64_t>(),
-                                  types_base, layout);
+      auto got =
+          decode_type_name(img.reader(), types_base + off.get<std::uint64_t>(), types_base, layout);
       ASSERT_TRUE(got) << n << ": " << got.error();
       EXPECT_EQ(*got, n);
       ++decoded;

@@ -68,8 +68,7 @@ class pclntab {
 
   struct func_record;  // decoded view of one _func
   std::optional<func_record> record(const go_func& f) const;
-  std::optional<std::int32_t> pcvalue(std::uint32_t table_off, file_addr entry,
-                                      file_addr pc) const;
+  std::optional<std::int32_t> pcvalue(std::uint32_t table_off, file_addr entry, file_addr pc) const;
   std::string name_at(std::uint32_t name_off) const;
   std::string file_name(const func_record& r, std::int32_t file_no) const;
   std::optional<file_addr> funcdata(const func_record& r, std::uint32_t index) const;

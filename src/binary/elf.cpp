@@ -34,17 +34,28 @@ class unique_fd {
 
 std::string_view machine_name(std::uint16_t m) {
   switch (m) {
-    case EM_386: return "Intel 80386";
-    case EM_ARM: return "ARM";
-    case EM_AARCH64: return "AArch64";
-    case EM_PPC: return "PowerPC";
-    case EM_PPC64: return "PowerPC64";
-    case EM_S390: return "IBM S/390";
-    case EM_MIPS: return "MIPS";
-    case EM_RISCV: return "RISC-V";
-    case EM_LOONGARCH: return "LoongArch";
-    case EM_SPARCV9: return "SPARC V9";
-    default: return {};
+    case EM_386:
+      return "Intel 80386";
+    case EM_ARM:
+      return "ARM";
+    case EM_AARCH64:
+      return "AArch64";
+    case EM_PPC:
+      return "PowerPC";
+    case EM_PPC64:
+      return "PowerPC64";
+    case EM_S390:
+      return "IBM S/390";
+    case EM_MIPS:
+      return "MIPS";
+    case EM_RISCV:
+      return "RISC-V";
+    case EM_LOONGARCH:
+      return "LoongArch";
+    case EM_SPARCV9:
+      return "SPARC V9";
+    default:
+      return {};
   }
 }
 
@@ -56,13 +67,14 @@ elf_file::~elf_file() {
 
 std::unique_ptr<elf_file> elf_file::open(const std::filesystem::path& path) {
   const std::string p = path.string();
-  struct stat st{};
+  struct stat st {};
   if (::stat(p.c_str(), &st) != 0) {
     if (errno == EACCES) throw fatal_error(exit_code::permission_denied, p + ": permission denied");
     throw fatal_error(exit_code::file_not_found, p + ": no such file");
   }
   if (S_ISDIR(st.st_mode)) throw fatal_error(exit_code::not_regular_file, p + ": is a directory");
-  if (!S_ISREG(st.st_mode)) throw fatal_error(exit_code::not_regular_file, p + ": not a regular file");
+  if (!S_ISREG(st.st_mode))
+    throw fatal_error(exit_code::not_regular_file, p + ": not a regular file");
   unique_fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == EACCES || errno == EPERM)
@@ -145,7 +157,8 @@ void elf_file::load() {
         std::memcpy(&sym, data_ + s.sh_offset + i * sizeof(Elf64_Sym), sizeof sym);
         if (sym.st_name == 0) continue;
         symbols_.push_back(elf_symbol{str_at(strtab, sym.st_name), file_addr(sym.st_value),
-                                      sym.st_size, static_cast<unsigned char>(ELF64_ST_TYPE(sym.st_info))});
+                                      sym.st_size,
+                                      static_cast<unsigned char>(ELF64_ST_TYPE(sym.st_info))});
       }
     }
     // A PIE's pointers are rebased through R_X86_64_RELATIVE entries.
@@ -163,8 +176,9 @@ void elf_file::load() {
             [](const auto& a, const auto& b) { return a.where < b.where; });
   symbols_by_name_.resize(symbols_.size());
   for (std::size_t i = 0; i < symbols_.size(); ++i) symbols_by_name_[i] = i;
-  std::stable_sort(symbols_by_name_.begin(), symbols_by_name_.end(),
-                   [&](std::size_t a, std::size_t b) { return symbols_[a].name < symbols_[b].name; });
+  std::stable_sort(
+      symbols_by_name_.begin(), symbols_by_name_.end(),
+      [&](std::size_t a, std::size_t b) { return symbols_[a].name < symbols_[b].name; });
 }
 
 const elf_section* elf_file::find_section(std::string_view name) const {
@@ -190,7 +204,8 @@ std::span<const std::byte> elf_file::section_data(const elf_section& s) const {
 expected<std::span<const std::byte>> elf_file::read(file_addr addr, std::size_t len) const {
   const elf_section* s = section_at(addr);
   if (!s || s->type == SHT_NOBITS)
-    return unexpected(fmt::format("address {:#x} is not in a section with file data", addr.value()));
+    return unexpected(
+        fmt::format("address {:#x} is not in a section with file data", addr.value()));
   const std::uint64_t off = addr.value() - s->addr.value();
   if (len > s->size - off)
     return unexpected(fmt::format("{} bytes at {:#x} run past the end of section {}", len,
@@ -207,8 +222,9 @@ expected<std::uint64_t> elf_file::read_u64(file_addr addr) const {
 }
 
 const elf_symbol* elf_file::find_symbol(std::string_view name) const {
-  auto it = std::lower_bound(symbols_by_name_.begin(), symbols_by_name_.end(), name,
-                             [&](std::size_t i, std::string_view n) { return symbols_[i].name < n; });
+  auto it =
+      std::lower_bound(symbols_by_name_.begin(), symbols_by_name_.end(), name,
+                       [&](std::size_t i, std::string_view n) { return symbols_[i].name < n; });
   if (it == symbols_by_name_.end() || symbols_[*it].name != name) return nullptr;
   return &symbols_[*it];
 }

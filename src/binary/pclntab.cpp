@@ -25,6 +25,46 @@ std::optional<T> load(std::span<const std::byte> d, std::uint64_t off) {
   return v;
 }
 
+// runtime.step over a pcvalue table: pairs of uvarints (zigzag value delta, pc delta), the
+// value starting at -1 at the function entry; a zero value delta after the first pair ends it.
+// After next(), value() holds for the PCs below pc().
+class pcvalue_reader {
+ public:
+  pcvalue_reader(std::span<const std::byte> d, std::uint64_t p, std::uint64_t entry)
+      : d_(d), p_(p), pc_(entry) {}
+  bool next() {
+    if (p_ >= d_.size() || (d_[p_] == std::byte{0} && !first_)) return false;
+    first_ = false;
+    std::uint32_t vdelta, pcdelta;
+    if (!uvarint(vdelta) || !uvarint(pcdelta)) return false;
+    // Go's int32 arithmetic wraps; do the same without signed overflow.
+    val_ = static_cast<std::int32_t>(static_cast<std::uint32_t>(val_) +
+                                     (-(vdelta & 1) ^ (vdelta >> 1)));
+    pc_ += pcdelta;  // the PC quantum is 1 on x86-64
+    return true;
+  }
+  std::int32_t value() const { return val_; }
+  std::uint64_t pc() const { return pc_; }
+
+ private:
+  bool uvarint(std::uint32_t& out) {
+    out = 0;
+    for (unsigned shift = 0; shift < 35; shift += 7) {
+      if (p_ >= d_.size()) return false;
+      const auto c = static_cast<std::uint8_t>(d_[p_++]);
+      out |= static_cast<std::uint32_t>(c & 0x7f) << shift;
+      if (!(c & 0x80)) return true;
+    }
+    return false;
+  }
+
+  std::span<const std::byte> d_;
+  std::uint64_t p_;
+  std::uint64_t pc_;
+  std::int32_t val_ = -1;
+  bool first_ = true;
+};
+
 }  // namespace
 
 // The fields of one _func that the lookups need (runtime2.go's _func of each version).
@@ -42,8 +82,7 @@ std::unique_ptr<pclntab> pclntab::parse(const elf_file& elf) {
   const elf_section* s = elf.find_section(".gopclntab");
   if (!s) s = elf.find_section(".data.rel.ro.gopclntab");
   if (!s || s->type == SHT_NOBITS)
-    throw fatal_error(exit_code::not_go,
-                      elf.path().string() + ": not a Go binary (no .gopclntab)");
+    throw fatal_error(exit_code::not_go, elf.path().string() + ": not a Go binary (no .gopclntab)");
   t->data_ = elf.section_data(*s);
   t->addr_ = s->addr;
   t->parse_header();
@@ -55,7 +94,8 @@ std::unique_ptr<pclntab> pclntab::parse(const elf_file& elf) {
 void pclntab::parse_header() {
   const std::string p = elf_.path().string();
   auto corrupt = [&](std::string_view what) {
-    return fatal_error(exit_code::corrupt_binary, fmt::format("{}: corrupt .gopclntab: {}", p, what));
+    return fatal_error(exit_code::corrupt_binary,
+                       fmt::format("{}: corrupt .gopclntab: {}", p, what));
   };
   auto m = load<std::uint32_t>(data_, 0);
   if (!m || data_.size() < 16) throw corrupt("header truncated");
@@ -148,7 +188,8 @@ void pclntab::locate_moduledata() {
 void pclntab::parse_functions() {
   const std::string p = elf_.path().string();
   auto corrupt = [&](std::string_view what) {
-    return fatal_error(exit_code::corrupt_binary, fmt::format("{}: corrupt .gopclntab: {}", p, what));
+    return fatal_error(exit_code::corrupt_binary,
+                       fmt::format("{}: corrupt .gopclntab: {}", p, what));
   };
   const bool go116 = magic_ == magic_go116;
   const std::uint64_t field = go116 ? 8 : 4;
@@ -187,8 +228,9 @@ void pclntab::parse_functions() {
 }
 
 const go_func* pclntab::find(std::string_view name) const {
-  auto it = std::lower_bound(by_name_.begin(), by_name_.end(), name,
-                             [&](std::uint32_t i, std::string_view n) { return funcs_[i].name < n; });
+  auto it =
+      std::lower_bound(by_name_.begin(), by_name_.end(), name,
+                       [&](std::uint32_t i, std::string_view n) { return funcs_[i].name < n; });
   if (it == by_name_.end() || funcs_[*it].name != name) return nullptr;
   return &funcs_[*it];
 }
@@ -230,32 +272,13 @@ std::optional<pclntab::func_record> pclntab::record(const go_func& f) const {
   return r;
 }
 
-// runtime.pcvalue: a table of (zigzag value delta, pc delta) uvarint pairs, starting at -1.
 std::optional<std::int32_t> pclntab::pcvalue(std::uint32_t table_off, file_addr entry,
                                              file_addr pc) const {
   if (table_off == 0) return std::nullopt;
-  std::uint64_t p = pctab_off_ + table_off;
-  auto uvarint = [&](std::uint32_t& out) {
-    out = 0;
-    for (unsigned shift = 0; shift < 35; shift += 7) {
-      if (p >= data_.size()) return false;
-      const auto c = static_cast<std::uint8_t>(data_[p++]);
-      out |= static_cast<std::uint32_t>(c & 0x7f) << shift;
-      if (!(c & 0x80)) return true;
-    }
-    return false;
-  };
-  std::int32_t val = -1;
-  std::uint64_t cur = entry.value();
-  for (bool first = true;; first = false) {
-    std::uint32_t vdelta, pcdelta;
-    if (p >= data_.size()) return std::nullopt;
-    if (data_[p] == std::byte{0} && !first) return std::nullopt;  // end of table
-    if (!uvarint(vdelta) || !uvarint(pcdelta)) return std::nullopt;
-    val += static_cast<std::int32_t>(-(vdelta & 1) ^ (vdelta >> 1));
-    cur += pcdelta;  // PC quantum is 1 on x86-64
-    if (pc.value() < cur) return val;
-  }
+  pcvalue_reader r(data_, pctab_off_ + table_off, entry.value());
+  while (r.next())
+    if (pc.value() < r.pc()) return r.value();
+  return std::nullopt;
 }
 
 std::string pclntab::name_at(std::uint32_t name_off) const {
@@ -358,25 +381,9 @@ std::vector<std::string> pclntab::inlined_into(std::string_view name) const {
     // (an entry with no instructions of its own is still reached as a parent); walk the table
     // once to collect them.
     std::set<std::int32_t> seen;
-    std::uint64_t p = pctab_off_ + *table;
-    std::int32_t val = -1;
-    auto uvarint = [&](std::uint32_t& v) {
-      v = 0;
-      for (unsigned shift = 0; shift < 35; shift += 7) {
-        if (p >= data_.size()) return false;
-        const auto c = static_cast<std::uint8_t>(data_[p++]);
-        v |= static_cast<std::uint32_t>(c & 0x7f) << shift;
-        if (!(c & 0x80)) return true;
-      }
-      return false;
-    };
-    for (bool first = true; p < data_.size(); first = false) {
-      if (data_[p] == std::byte{0} && !first) break;
-      std::uint32_t vdelta, pcdelta;
-      if (!uvarint(vdelta) || !uvarint(pcdelta)) break;
-      val += static_cast<std::int32_t>(-(vdelta & 1) ^ (vdelta >> 1));
-      if (val >= 0) seen.insert(val);
-    }
+    pcvalue_reader pv(data_, pctab_off_ + *table, f.entry.value());
+    while (pv.next())
+      if (pv.value() >= 0) seen.insert(pv.value());
     std::set<std::int32_t> done;
     std::vector<std::int32_t> todo(seen.begin(), seen.end());
     while (!todo.empty()) {
@@ -389,7 +396,8 @@ std::vector<std::string> pclntab::inlined_into(std::string_view name) const {
         out.insert(f.name);
         break;
       }
-      if (auto parent = pcvalue(*table, r->entry, r->entry + call->parent_pc); parent && *parent >= 0)
+      if (auto parent = pcvalue(*table, r->entry, r->entry + call->parent_pc);
+          parent && *parent >= 0)
         todo.push_back(*parent);
     }
   }

@@ -47,12 +47,12 @@ bool is_map_function(const std::string& name) {
          name.rfind("internal/runtime/maps.", 0) == 0;
 }
 
-#define SKIP_WITHOUT_TESTDATA(builds)                                                        \
-  if ((builds).empty())                                                                     \
-    GTEST_SKIP() << "no testdata manifest at " << (td::testdata_dir() / "manifest.tsv")     \
-                 << " (run scripts/build-testdata.sh)";                                     \
-  if (!std::filesystem::exists(td::oracle("gosym")))                                        \
-    GTEST_SKIP() << "no oracle at " << td::oracle("gosym") << " (run scripts/build-testdata.sh)"
+#define SKIP_WITHOUT_TESTDATA(builds)                                                   \
+  if ((builds).empty())                                                                 \
+    GTEST_SKIP() << "no testdata manifest at " << (td::testdata_dir() / "manifest.tsv") \
+                 << " (run scripts/build-testdata.sh)";                                 \
+  if (!std::filesystem::exists(td::oracle("gosym")))                                    \
+  GTEST_SKIP() << "no oracle at " << td::oracle("gosym") << " (run scripts/build-testdata.sh)"
 
 TEST(GosymOracle, FunctionBoundsAndLinesMatchDebugGosym) {
   const auto builds = td::testdata_builds();
@@ -61,9 +61,16 @@ TEST(GosymOracle, FunctionBoundsAndLinesMatchDebugGosym) {
     SCOPED_TRACE(b.name());
     auto elf = elf_file::open(b.path);
     auto tab = pclntab::parse(*elf);
-    const auto oracle = nlohmann::json::parse(run(td::oracle("gosym").string() + " " + b.path.string()));
+    const auto oracle =
+        nlohmann::json::parse(run(td::oracle("gosym").string() + " " + b.path.string()));
 
-    EXPECT_EQ(read_go_version_string(*elf).value_or("<none>"), oracle["go_version"].get<std::string>());
+    EXPECT_EQ(read_go_version_string(*elf).value_or("<none>"),
+              oracle["go_version"].get<std::string>());
+    // Build settings (GOEXPERIMENT=noswissmap among them) as `go version -m` lists them.
+    std::vector<std::string> settings;
+    for (const auto& l : lines(run("GOTOOLCHAIN=local go version -m " + b.path.string())))
+      if (l.rfind("\tbuild\t", 0) == 0) settings.push_back(l.substr(7));
+    EXPECT_EQ(read_build_settings(*elf), settings);
     ASSERT_EQ(tab->functions().size(), oracle["funcs"].size());
 
     std::vector<file_addr> pcs;
@@ -94,8 +101,8 @@ TEST(GosymOracle, FunctionBoundsAndLinesMatchDebugGosym) {
       // debug/gosym reports the innermost position and the outermost function; it says
       // line -1 (and no file) where symbolize() says 0: padding after a function's code.
       const int line = frames.front().line == 0 ? -1 : frames.front().line;
-      const std::string got = frames.front().file + ":" + std::to_string(line) + ":" +
-                              frames.back().function;
+      const std::string got =
+          frames.front().file + ":" + std::to_string(line) + ":" + frames.back().function;
       EXPECT_EQ(got, want[i]) << "pc " << std::hex << pcs[i].value();
     }
   }
@@ -162,7 +169,8 @@ TEST(GosymOracle, InlineFramesMatchDwarf) {
       ++compared;
     }
   }
-  if (compared == 0) GTEST_SKIP() << "no testdata build with DWARF has inlined code in map functions";
+  if (compared == 0)
+    GTEST_SKIP() << "no testdata build with DWARF has inlined code in map functions";
   RecordProperty("inlined_pcs_compared", static_cast<int>(compared));
   std::printf("compared the inline frames of %zu PCs\n", compared);
 }

@@ -152,7 +152,8 @@ TEST(ElfFile, AgreesWithReadelfAndNm) {
   std::size_t compared = 0;
   for (std::string line; std::getline(sections, line);) {
     const auto close = line.find(']');
-    if (line.find("  [") != 0 || close == std::string::npos || line.find("[Nr]") != std::string::npos)
+    if (line.find("  [") != 0 || close == std::string::npos ||
+        line.find("[Nr]") != std::string::npos)
       continue;
     std::istringstream fields(line.substr(close + 1));
     std::string name, type, addr, off, size;
@@ -174,7 +175,8 @@ TEST(ElfFile, AgreesWithReadelfAndNm) {
   EXPECT_EQ(f->entry().value(), std::stoull(header.substr(at + 20), nullptr, 16));
 
   // "0000000000401000 t runtime.text" (nm)
-  std::istringstream syms(run("nm " + go.string() + " | grep -E ' (runtime\\.text|runtime\\.main|main\\.main)$'"));
+  std::istringstream syms(
+      run("nm " + go.string() + " | grep -E ' (runtime\\.text|runtime\\.main|main\\.main)$'"));
   compared = 0;
   for (std::string line; std::getline(syms, line);) {
     std::istringstream fields(line);

@@ -415,6 +415,52 @@ TEST_F(DebuggerProcess, AttachToGoProgramCountDetach) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
 }
 
+// Every instruction of a real runtime map function gets a breakpoint: each one must run out
+// of line or be emulated exactly (SSE, cmov, bsf, calls, jcc, ret, the morestack path), or
+// the program computes a different checksum or crashes.
+TEST_F(DebuggerProcess, EveryInstructionOfAGoMapFunction) {
+  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  const auto bin = dir_ / "goroutines";
+  std::istringstream in(sh("go tool objdump -s 'runtime.mapassign_fast64$' " + bin.string()));
+  std::string line;
+  std::vector<std::pair<std::uint64_t, std::string>> insns;
+  std::regex re(R"(^\s*\S+:\d+\s+0x([0-9a-f]+)\s+[0-9a-f]+\s+(.*?)\s*$)");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, re)) insns.emplace_back(std::stoull(m[1], nullptr, 16), m[2]);
+  }
+  ASSERT_GT(insns.size(), 100u);
+  // The instruction after the stack check's JBE runs exactly once per call, even when the
+  // stack grows (morestack jumps back to the entry, not past the check).
+  ASSERT_NE(insns[0].second.find("CMPQ SP"), std::string::npos) << insns[0].second;
+  ASSERT_EQ(insns[1].second.rfind("JBE", 0), 0u) << insns[1].second;
+  const std::uint64_t post_prologue = insns[2].first;
+
+  const long n = 1500;  // past the small-map limit and two table growths
+  const std::string expected = untraced(bin, "maps " + std::to_string(n));
+  ASSERT_EQ(expected.rfind("len=1500 ", 0), 0u) << expected;
+  const fs::path out = dir_ / "maps.txt";
+  unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  launch_options o;
+  o.stdout_fd = fd.get();
+  auto p = process::launch(bin.string(), {bin.string(), "maps", std::to_string(n)}, o);
+  std::vector<std::string> refused;
+  for (auto& [a, text] : insns)
+    if (auto id = p->add_breakpoint(virt_addr(a)); !id) refused.push_back(text + ": " + id.error());
+  EXPECT_TRUE(refused.empty()) << refused.size() << " refused, first: " << refused[0];
+  std::map<std::uint64_t, std::uint64_t> hits;
+  auto r = p->run([&](const breakpoint_hit& h) { ++hits[h.addr.value()]; });
+  EXPECT_EQ(r.what, run_result::kind::exited);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(slurp(out), expected);
+  EXPECT_EQ(hits[post_prologue], static_cast<std::uint64_t>(n));
+  EXPECT_GE(hits[insns[0].first], static_cast<std::uint64_t>(n));
+  std::uint64_t total = 0;
+  for (auto& [a, c] : hits) total += c;
+  RecordProperty("hits", std::to_string(total));
+  EXPECT_EQ(p->statistics().hits, total);
+}
+
 TEST_F(DebuggerProcess, LaunchFailuresAreFatalWithOneLine) {
   try {
     process::launch((dir_ / "does-not-exist").string(), {});

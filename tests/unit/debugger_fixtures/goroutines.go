@@ -46,7 +46,25 @@ func untilSignal() {
 	fmt.Printf("done calls_positive=%v\n", calls.Load() > 0)
 }
 
+// n writes through runtime.mapassign_fast64 (growing the map many times), then a checksum.
+func maps(n int) {
+	m := make(map[int64]int)
+	for i := 0; i < n; i++ {
+		m[int64(i)*7919] = i
+	}
+	sum := 0
+	for k, v := range m {
+		sum += int(k) ^ v
+	}
+	fmt.Printf("len=%d sum=%d\n", len(m), sum)
+}
+
 func main() {
+	if os.Args[1] == "maps" {
+		n, _ := strconv.Atoi(os.Args[2])
+		maps(n)
+		return
+	}
 	if os.Args[1] == "until-signal" {
 		untilSignal()
 		return

@@ -28,6 +28,8 @@ struct dwarf_struct {
   const dwarf_field* field(std::string_view n) const;
 };
 
+// Not thread-safe: libdwarf keeps iteration state in the Dwarf_Debug, and the struct index
+// is built lazily. One thread (the tracer's start-up) uses it.
 class dwarf_info {
  public:
   // nullptr when the file has no .debug_info (built with -ldflags=-w or -s). Throws

@@ -70,6 +70,7 @@ struct dwarf_info::impl {
   std::filesystem::path path;
   // Built on first find_struct: struct name -> global .debug_info offset of its DIE.
   mutable bool indexed = false;
+  mutable std::optional<std::string> index_error;  // a failed index pass is not retried
   mutable std::map<std::string, Dwarf_Off, std::less<>> structs;
 
   ~impl() {
@@ -193,6 +194,27 @@ struct dwarf_info::impl {
 
   expected<void> build_index() const {
     if (indexed) return {};
+    if (index_error) return unexpected(*index_error);
+    auto r = walk_index();
+    if (r) {
+      indexed = true;
+      return r;
+    }
+    index_error = r.error();
+    structs.clear();
+    // Leave libdwarf's CU iteration at its end, so producer() starts from the first CU.
+    for (int rc = DW_DLV_OK; rc == DW_DLV_OK;) {
+      Dwarf_Unsigned next_cu = 0;
+      Dwarf_Half cu_type = 0;
+      Dwarf_Error err = nullptr;
+      rc = dwarf_next_cu_header_d(dbg, true, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                  nullptr, nullptr, &next_cu, &cu_type, &err);
+      if (rc == DW_DLV_ERROR) dwarf_dealloc(dbg, err, DW_DLA_ERROR);
+    }
+    return r;
+  }
+
+  expected<void> walk_index() const {
     Dwarf_Error err = nullptr;
     for (;;) {
       Dwarf_Unsigned next_cu = 0;
@@ -225,7 +247,6 @@ struct dwarf_info::impl {
         child = std::move(sib);
       }
     }
-    indexed = true;
     return {};
   }
 

@@ -3,7 +3,11 @@
 // Go's own debug/dwarf for every build is in tests/e2e/layout_table_test.cpp.
 #include "gomaptrace/dwarf.hpp"
 
+#include <fcntl.h>
+#include <gelf.h>
 #include <gtest/gtest.h>
+#include <libelf.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -162,6 +166,54 @@ TEST(Dwarf, TruncatedBinaryIsAnErrorNotACrash) {
   auto r = dwarf_info::load(path);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().find("cannot read DWARF"), std::string::npos) << r.error();
+}
+
+// File offset and size of a section, read with libelf (independent of libdwarf).
+std::optional<std::pair<std::uint64_t, std::uint64_t>> section_extent(
+    const std::filesystem::path& p, std::string_view name) {
+  elf_version(EV_CURRENT);
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> out;
+  if (Elf* e = elf_begin(fd, ELF_C_READ, nullptr)) {
+    std::size_t shstrndx = 0;
+    elf_getshdrstrndx(e, &shstrndx);
+    for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(e, scn));) {
+      GElf_Shdr sh;
+      if (!gelf_getshdr(scn, &sh)) continue;
+      const char* n = elf_strptr(e, shstrndx, sh.sh_name);
+      if (n && name == n) out = {{sh.sh_offset, sh.sh_size}};
+    }
+    elf_end(e);
+  }
+  ::close(fd);
+  return out;
+}
+
+TEST(Dwarf, CorruptDebugInfoIsAnErrorNotACrash) {
+  REQUIRE_BUILD(b, "go1.26", "default");
+  auto path = std::filesystem::temp_directory_path() /
+              ("gomaptrace-dwarf-corrupt-" + std::to_string(::getpid()));
+  std::filesystem::copy_file(b->path, path, std::filesystem::copy_options::overwrite_existing);
+  auto ext = section_extent(path, ".debug_info");
+  ASSERT_TRUE(ext);
+  {
+    // Garbage in the middle of the (compressed) section.
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(ext->first + ext->second / 2));
+    std::string junk(256, '\xff');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto d = dwarf_info::open(path);  // sections are read lazily: opening still works
+  std::filesystem::remove(path);
+  ASSERT_NE(d, nullptr);
+  auto s = d->find_struct("runtime.g");
+  ASSERT_FALSE(s);
+  // The failure is remembered, not retried from a half-finished walk.
+  auto again = d->find_struct("runtime.hmap");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), s.error());
+  EXPECT_EQ(d->producer(), std::nullopt);
 }
 
 TEST(Dwarf, IndexingIsFast) {

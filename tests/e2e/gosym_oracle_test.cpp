@@ -175,5 +175,42 @@ TEST(GosymOracle, InlineFramesMatchDwarf) {
   std::printf("compared the inline frames of %zu PCs\n", compared);
 }
 
+// inlined_into() against the DW_TAG_inlined_subroutine records (debug/dwarf, in the oracle):
+// the map growth helpers whose inlined copies a breakpoint would miss, and helpers that are
+// inlined everywhere.
+TEST(GosymOracle, InlinedIntoMatchesDwarf) {
+  const auto builds = td::testdata_builds();
+  SKIP_WITHOUT_TESTDATA(builds);
+  const std::vector<std::string> names = {
+      "runtime.add",
+      "runtime.bucketShift",
+      "runtime.(*hmap).growing",
+      "runtime.hashGrow",
+      "runtime.growWork",
+      "runtime.evacuate",
+      "runtime.tooManyOverflowBuckets",
+      "internal/runtime/maps.(*Map).growToSmall",
+      "internal/runtime/maps.(*Map).growToTable",
+      "internal/runtime/maps.(*Map).directoryIndex",
+      "internal/runtime/maps.(*table).rehash",
+      "internal/runtime/maps.(*table).grow",
+      "internal/runtime/maps.(*table).split",
+  };
+  std::size_t nonempty = 0;
+  for (const auto& b : builds) {
+    SCOPED_TRACE(b.name());
+    auto elf = elf_file::open(b.path);
+    if (!elf->find_section(".debug_info")) continue;
+    auto tab = pclntab::parse(*elf);
+    for (const auto& name : names) {
+      const auto want = lines(
+          run(td::oracle("gosym").string() + " " + b.path.string() + " inlined '" + name + "'"));
+      EXPECT_EQ(tab->inlined_into(name), want) << name;
+      nonempty += !want.empty();
+    }
+  }
+  if (nonempty == 0) GTEST_SKIP() << "no testdata build with DWARF";
+}
+
 }  // namespace
 }  // namespace gomaptrace

@@ -3,15 +3,18 @@
 //
 //	gosym BINARY             JSON {"go_version": ..., "text_start": ..., "funcs": [{"name", "entry", "end"}]}
 //	gosym BINARY pcline PC...  one "file:line:func" line per PC (hex with 0x, or decimal)
+//	gosym BINARY inlined NAME  from DWARF: the functions with an inlined copy of NAME, one a line
 package main
 
 import (
 	"debug/buildinfo"
+	"debug/dwarf"
 	"debug/elf"
 	"debug/gosym"
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 )
 
@@ -33,8 +36,8 @@ func fail(format string, args ...any) {
 }
 
 func main() {
-	if len(os.Args) < 2 || (len(os.Args) > 2 && os.Args[2] != "pcline") {
-		fail("usage: gosym BINARY [pcline PC...]")
+	if len(os.Args) < 2 || (len(os.Args) > 2 && os.Args[2] != "pcline" && os.Args[2] != "inlined") {
+		fail("usage: gosym BINARY [pcline PC... | inlined NAME]")
 	}
 	path := os.Args[1]
 	f, err := elf.Open(path)
@@ -42,6 +45,10 @@ func main() {
 		fail("%v", err)
 	}
 	defer f.Close()
+	if len(os.Args) == 4 && os.Args[2] == "inlined" {
+		inlined(f, os.Args[3])
+		return
+	}
 	sec := f.Section(".gopclntab")
 	if sec == nil {
 		sec = f.Section(".data.rel.ro.gopclntab")
@@ -86,5 +93,72 @@ func main() {
 	enc := json.NewEncoder(os.Stdout)
 	if err := enc.Encode(out); err != nil {
 		fail("%v", err)
+	}
+}
+
+// inlined prints the top-level subprograms whose DWARF holds a DW_TAG_inlined_subroutine
+// (at any depth) of the function called name.
+func inlined(f *elf.File, name string) {
+	d, err := f.DWARF()
+	if err != nil {
+		fail("%v", err)
+	}
+	r := d.Reader()
+	names := map[dwarf.Offset]string{} // abstract origins seen so far
+	originName := func(off dwarf.Offset) string {
+		if n, ok := names[off]; ok {
+			return n
+		}
+		rr := d.Reader()
+		rr.Seek(off)
+		e, err := rr.Next()
+		if err != nil || e == nil {
+			return ""
+		}
+		n, _ := e.Val(dwarf.AttrName).(string)
+		names[off] = n
+		return n
+	}
+	found := map[string]bool{}
+	outer := ""
+	depth := 0
+	for {
+		e, err := r.Next()
+		if err != nil {
+			fail("%v", err)
+		}
+		if e == nil {
+			break
+		}
+		if e.Tag == 0 {
+			depth--
+			continue
+		}
+		switch {
+		case e.Tag == dwarf.TagCompileUnit:
+			depth = 0
+		case e.Tag == dwarf.TagSubprogram && depth == 1:
+			outer, _ = e.Val(dwarf.AttrName).(string)
+			if outer == "" {
+				if off, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
+					outer = originName(off)
+				}
+			}
+		case e.Tag == dwarf.TagInlinedSubroutine && outer != "":
+			if off, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok && originName(off) == name {
+				found[outer] = true
+			}
+		}
+		if e.Children {
+			depth++
+		}
+	}
+	var out []string
+	for n := range found {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	for _, n := range out {
+		fmt.Println(n)
 	}
 }

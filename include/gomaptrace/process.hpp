@@ -116,6 +116,10 @@ class process {
 
   // Runs until the program ends or request_stop() is seen. May be called again after a
   // `stopped` result. Throws fatal_error(trace_failed) if ptrace itself fails unexpectedly.
+  // Waits with waitpid(-1, __WALL): the caller must not have other children of its own
+  // whose exit status it needs while run() is running (they would be reaped here).
+  // If the handler calls request_stop(), its thread is not resumed: on `stopped`, it is still
+  // at that hit (inside the slot), and detach() finishes its instruction exactly once.
   run_result run(const hit_handler& on_hit);
 
   // Stops every thread, puts back every original byte, moves threads out of slots, unmaps

@@ -698,7 +698,9 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
     case k::signaled:
       break;
   }
-  if (resume_after) resume(th);
+  // A handler that asked to stop leaves its thread where it is (possibly at a slot's start):
+  // resuming it would only race with the PTRACE_INTERRUPT that follows.
+  if (resume_after && !stop_requested()) resume(th);
   return std::nullopt;
 }
 

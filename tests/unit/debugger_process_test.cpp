@@ -365,6 +365,32 @@ TEST_F(DebuggerProcess, GroupStopStaysAStop) {
   EXPECT_EQ(std::stoull(m[1]), hits.load());
 }
 
+TEST_F(DebuggerProcess, DetachFinishesTheDisplacedInstructionExactlyOnce) {
+  // The handler stops at a hit, so the thread is left at the start of hot()'s slot, whose
+  // instruction is the program's own call counter (lock add [rip+x], 1). After detach the
+  // program runs untraced: its count is exact only if that instruction ran exactly once.
+  const auto bin = dir_ / "tracee";
+  const auto hot = symbol(bin, "hot");
+  const fs::path out = dir_ / "detach.txt";
+  unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  launch_options o;
+  o.stdout_fd = fd.get();
+  auto p = process::launch(bin.string(), {bin.string(), "threads", "2", "3000"}, o);
+  ASSERT_TRUE(p->add_breakpoint(virt_addr(hot)));
+  std::uint64_t hits = 0;
+  auto r = p->run([&](const breakpoint_hit&) {
+    if (++hits == 777) process::request_stop();
+  });
+  ASSERT_EQ(r.what, run_result::kind::stopped);
+  const pid_t pid = p->pid();
+  p->detach();
+  EXPECT_GE(p->statistics().slot_steps, 1u);  // detach stepped the thread out of the slot
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(slurp(out), "calls=6000\n");
+}
+
 TEST_F(DebuggerProcess, AttachWhileBlockedInASyscallAndDetach) {
   // The leader sits in read(2) when attached; the slot page is mapped by making it run mmap,
   // after which its read must resume as if nothing happened.

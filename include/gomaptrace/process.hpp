@@ -185,7 +185,8 @@ class process {
   unique_fd mem_fd_;
   std::unordered_map<pid_t, thread_state> threads_;
   std::vector<site> sites_;
-  std::unordered_map<std::uint64_t, std::size_t> site_by_addr_;
+  // Ordered: read_memory patches original bytes over a range with one lower_bound.
+  std::map<std::uint64_t, std::size_t> site_by_addr_;
   std::map<std::uint64_t, std::size_t> site_by_slot_;  // slot start -> index in sites_
   std::vector<ool_page> pages_;
   std::vector<std::pair<pid_t, int>> pending_;  // statuses read during a synchronous wait

@@ -349,10 +349,10 @@ expected<void> process::read_memory(virt_addr addr, std::span<std::byte> out) co
       return unexpected(fmt::format("cannot read {} bytes at {:#x}", out.size(), addr.value()));
   }
   // Show the original bytes where breakpoints are.
-  for (auto& s : sites_) {
-    if (s.addr >= addr && s.addr < addr + static_cast<std::int64_t>(out.size()))
-      out[s.addr - addr] = s.original;
-  }
+  const std::uint64_t end = addr.value() + out.size();
+  for (auto it = site_by_addr_.lower_bound(addr.value()); it != site_by_addr_.end() && it->first < end;
+       ++it)
+    out[it->first - addr.value()] = sites_[it->second].original;
   return {};
 }
 

@@ -507,6 +507,33 @@ TEST_F(DebuggerProcess, LaunchFailuresAreFatalWithOneLine) {
   }
 }
 
+TEST_F(DebuggerProcess, SignalHandlerStopRequestInterruptsAnIdleWait) {
+  // No breakpoints and a program blocked in read(2): waitpid has nothing to return, so only
+  // EINTR from a handler installed without SA_RESTART can end the wait.
+  const auto bin = dir_ / "tracee";
+  struct sigaction sa {}, old{};
+  sa.sa_handler = [](int) { process::request_stop(); };
+  sa.sa_flags = 0;  // no SA_RESTART
+  ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);
+  int in[2];
+  ASSERT_EQ(::pipe(in), 0);
+  unique_fd rd(in[0]), wr(in[1]);
+  launch_options o;
+  o.stdin_fd = rd.get();
+  unique_fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  o.stdout_fd = devnull.get();
+  auto p = process::launch(bin.string(), {bin.string(), "sleeper"}, o);
+  ::alarm(1);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = p->run([](const breakpoint_hit&) {});
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ::sigaction(SIGALRM, &old, nullptr);
+  EXPECT_EQ(r.what, run_result::kind::stopped);
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  p->kill_and_reap();
+  EXPECT_TRUE(p->finished());
+}
+
 TEST_F(DebuggerProcess, AttachToMissingProcessIsNoSuchProcess) {
   try {
     process::attach(0x3ffffff0);

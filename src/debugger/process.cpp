@@ -578,8 +578,13 @@ bool process::move_out_of_slot(thread_state& th, siginfo_t* info, bool* info_cha
           break;
         }
         extra.push_back(st.signal);
+      } else if (st.what == wait_status::kind::signal_stop && r.rip == start) {
+        // A SIGTRAP that is not the step's (sent by someone, si_code <= 0): keep it too.
+        siginfo_t si{};
+        get_siginfo(th.tid, si);
+        if (si.si_code <= 0) extra.push_back(SIGTRAP);
       }
-      // SIGTRAP: the step completed (or a stray trap); interrupt/group-stop: step again.
+      // The step's SIGTRAP: done; interrupt/group-stop: step again.
     }
     if (r.rip == jump) r.rip = next;
     if (!set_regs(th.tid, r)) return false;

@@ -20,11 +20,11 @@ namespace gomaptrace {
 
 struct displaced_instruction {
   enum class kind {
-    out_of_line,  // copied into a slot and executed there
-    emulate_ret,  // ret / ret imm16: pop RIP (+imm16)
-    emulate_jmp,  // jmp rel8/rel32: RIP = target
-    emulate_jcc,  // jcc rel8/rel32: RIP = condition ? target : next
-    emulate_call, // call rel32: push next, RIP = target
+    out_of_line,       // copied into a slot and executed there
+    emulate_ret,       // ret / ret imm16: pop RIP (+imm16)
+    emulate_jmp,       // jmp rel8/rel32: RIP = target
+    emulate_jcc,       // jcc rel8/rel32: RIP = condition ? target : next
+    emulate_call,      // call rel32: push next, RIP = target
     emulate_call_reg,  // call r64: push next, RIP = register
   };
   kind how = kind::out_of_line;
@@ -48,7 +48,9 @@ struct displaced_instruction {
 expected<displaced_instruction> plan_displacement(virt_addr addr, std::span<const std::byte> code);
 
 // Size a slot needs: the instruction plus `jmp [rip+0]` (6 bytes) and its 8-byte target.
-constexpr std::size_t slot_size(const displaced_instruction& d) { return d.length + 14u; }
+constexpr std::size_t slot_size(const displaced_instruction& d) {
+  return d.length + 14u;
+}
 
 // The slot's bytes when placed at `slot`: the instruction (disp32 rewritten so it still
 // reaches the same absolute address) then an absolute jump to addr + length. Fails when a

@@ -38,9 +38,9 @@ struct launch_options {
 
 struct breakpoint_hit {
   pid_t tid;
-  virt_addr addr;          // the breakpoint address (regs.pc() == addr)
-  const registers& regs;   // the thread's registers as they are at addr
-  std::uint64_t id;        // as returned by add_breakpoint
+  virt_addr addr;         // the breakpoint address (regs.pc() == addr)
+  const registers& regs;  // the thread's registers as they are at addr
+  std::uint64_t id;       // as returned by add_breakpoint
 };
 // Runs while the hitting thread is stopped: it may read memory and registers, and may call
 // process::request_stop(). It must not resume, detach or add breakpoints.
@@ -145,8 +145,8 @@ class process {
     bool stopped = false;     // in a ptrace-stop we have not resumed
     bool group_stop = false;  // that stop is a group-stop: resume with PTRACE_LISTEN
     bool exiting = false;     // stopped at PTRACE_EVENT_EXIT
-    bool gone = false;        // PTRACE_INTERRUPT said ESRCH: exited (a zombie leader), no stop coming
-    int resume_sig = 0;       // signal to deliver when resumed (signal-delivery-stop)
+    bool gone = false;   // PTRACE_INTERRUPT said ESRCH: exited (a zombie leader), no stop coming
+    int resume_sig = 0;  // signal to deliver when resumed (signal-delivery-stop)
   };
   struct site {
     std::uint64_t id;

@@ -16,7 +16,8 @@ struct wait_status {
     signal_stop,     // signal-delivery-stop: `signal` is about to be delivered
     event_stop,      // PTRACE_EVENT_* stop: `event` is set (not PTRACE_EVENT_STOP)
     group_stop,      // PTRACE_EVENT_STOP caused by a stopping signal: keep it stopped (LISTEN)
-    interrupt_stop,  // PTRACE_EVENT_STOP with SIGTRAP: PTRACE_INTERRUPT or a new thread's first stop
+    interrupt_stop,  // PTRACE_EVENT_STOP with SIGTRAP: PTRACE_INTERRUPT or a new thread's first
+                     // stop
     syscall_stop,    // SIGTRAP|0x80 under PTRACE_O_TRACESYSGOOD
   };
   kind what = kind::exited;

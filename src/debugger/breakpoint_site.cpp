@@ -12,23 +12,40 @@ namespace {
 
 int condition_of(ZydisMnemonic m) {
   switch (m) {
-    case ZYDIS_MNEMONIC_JO: return 0;
-    case ZYDIS_MNEMONIC_JNO: return 1;
-    case ZYDIS_MNEMONIC_JB: return 2;
-    case ZYDIS_MNEMONIC_JNB: return 3;
-    case ZYDIS_MNEMONIC_JZ: return 4;
-    case ZYDIS_MNEMONIC_JNZ: return 5;
-    case ZYDIS_MNEMONIC_JBE: return 6;
-    case ZYDIS_MNEMONIC_JNBE: return 7;
-    case ZYDIS_MNEMONIC_JS: return 8;
-    case ZYDIS_MNEMONIC_JNS: return 9;
-    case ZYDIS_MNEMONIC_JP: return 10;
-    case ZYDIS_MNEMONIC_JNP: return 11;
-    case ZYDIS_MNEMONIC_JL: return 12;
-    case ZYDIS_MNEMONIC_JNL: return 13;
-    case ZYDIS_MNEMONIC_JLE: return 14;
-    case ZYDIS_MNEMONIC_JNLE: return 15;
-    default: return -1;
+    case ZYDIS_MNEMONIC_JO:
+      return 0;
+    case ZYDIS_MNEMONIC_JNO:
+      return 1;
+    case ZYDIS_MNEMONIC_JB:
+      return 2;
+    case ZYDIS_MNEMONIC_JNB:
+      return 3;
+    case ZYDIS_MNEMONIC_JZ:
+      return 4;
+    case ZYDIS_MNEMONIC_JNZ:
+      return 5;
+    case ZYDIS_MNEMONIC_JBE:
+      return 6;
+    case ZYDIS_MNEMONIC_JNBE:
+      return 7;
+    case ZYDIS_MNEMONIC_JS:
+      return 8;
+    case ZYDIS_MNEMONIC_JNS:
+      return 9;
+    case ZYDIS_MNEMONIC_JP:
+      return 10;
+    case ZYDIS_MNEMONIC_JNP:
+      return 11;
+    case ZYDIS_MNEMONIC_JL:
+      return 12;
+    case ZYDIS_MNEMONIC_JNL:
+      return 13;
+    case ZYDIS_MNEMONIC_JLE:
+      return 14;
+    case ZYDIS_MNEMONIC_JNLE:
+      return 15;
+    default:
+      return -1;
   }
 }
 
@@ -45,8 +62,7 @@ std::string format_insn(const ZydisDecodedInstruction& insn, const ZydisDecodedO
 
 }  // namespace
 
-expected<displaced_instruction> plan_displacement(virt_addr addr,
-                                                  std::span<const std::byte> code) {
+expected<displaced_instruction> plan_displacement(virt_addr addr, std::span<const std::byte> code) {
   ZydisDecoder dec;
   ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
   ZydisDecodedInstruction insn;
@@ -133,8 +149,8 @@ expected<std::vector<std::byte>> build_slot(const displaced_instruction& d, virt
     const std::int64_t moved = static_cast<std::int64_t>(disp) + (addr - slot);
     if (moved < std::numeric_limits<std::int32_t>::min() ||
         moved > std::numeric_limits<std::int32_t>::max())
-      return unexpected(fmt::format("slot {:#x} is out of rel32 reach of {:#x}", slot.value(),
-                                    addr.value()));
+      return unexpected(
+          fmt::format("slot {:#x} is out of rel32 reach of {:#x}", slot.value(), addr.value()));
     const auto nd = static_cast<std::int32_t>(moved);
     std::memcpy(out.data() + d.disp_offset, &nd, 4);
   }
@@ -151,14 +167,30 @@ bool condition_holds(int cc, std::uint64_t f) {
              of = f & (1u << 11);
   bool r = false;
   switch (cc >> 1) {
-    case 0: r = of; break;
-    case 1: r = cf; break;
-    case 2: r = zf; break;
-    case 3: r = cf || zf; break;
-    case 4: r = sf; break;
-    case 5: r = pf; break;
-    case 6: r = sf != of; break;
-    case 7: r = zf || (sf != of); break;
+    case 0:
+      r = of;
+      break;
+    case 1:
+      r = cf;
+      break;
+    case 2:
+      r = zf;
+      break;
+    case 3:
+      r = cf || zf;
+      break;
+    case 4:
+      r = sf;
+      break;
+    case 5:
+      r = pf;
+      break;
+    case 6:
+      r = sf != of;
+      break;
+    case 7:
+      r = zf || (sf != of);
+      break;
   }
   return (cc & 1) ? !r : r;
 }
@@ -176,8 +208,12 @@ expected<void> emulate(const displaced_instruction& d, virt_addr addr, registers
       r.rsp += 8 + d.ret_pop;
       return {};
     }
-    case k::emulate_jmp: r.rip = d.target; return {};
-    case k::emulate_jcc: r.rip = condition_holds(d.condition, r.eflags) ? d.target : next; return {};
+    case k::emulate_jmp:
+      r.rip = d.target;
+      return {};
+    case k::emulate_jcc:
+      r.rip = condition_holds(d.condition, r.eflags) ? d.target : next;
+      return {};
     case k::emulate_call:
     case k::emulate_call_reg: {
       // Read the register before RSP moves (call rsp uses the old value).
@@ -188,7 +224,8 @@ expected<void> emulate(const displaced_instruction& d, virt_addr addr, registers
       r.rip = target;
       return {};
     }
-    case k::out_of_line: break;
+    case k::out_of_line:
+      break;
   }
   return unexpected("instruction is not emulated");
 }

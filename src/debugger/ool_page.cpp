@@ -67,9 +67,8 @@ std::vector<virt_addr> ool_page_candidates(const std::vector<memory_region>& map
     if (maps[i].path != "[stack]" && reach(hi - size)) rest.push_back(virt_addr(hi - size));
     if ((i == 0 || maps[i - 1].path != "[heap]") && reach(lo)) rest.push_back(virt_addr(lo));
   }
-  std::sort(rest.begin(), rest.end(), [&](virt_addr a, virt_addr b) {
-    return std::llabs(a - near) < std::llabs(b - near);
-  });
+  std::sort(rest.begin(), rest.end(),
+            [&](virt_addr a, virt_addr b) { return std::llabs(a - near) < std::llabs(b - near); });
   for (auto a : rest)
     if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   return out;

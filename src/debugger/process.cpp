@@ -59,7 +59,9 @@ pid_t wait_for(pid_t who, int* raw) {
   }
 }
 
-bool get_regs(pid_t tid, user_regs_struct& r) { return pt_ok(PTRACE_GETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r)); }
+bool get_regs(pid_t tid, user_regs_struct& r) {
+  return pt_ok(PTRACE_GETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r));
+}
 bool set_regs(pid_t tid, const user_regs_struct& r) {
   return pt_ok(PTRACE_SETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r));
 }
@@ -95,7 +97,9 @@ std::vector<pid_t> list_tasks(pid_t pid) {
 
 }  // namespace
 
-void process::request_stop() noexcept { g_stop_requested.store(1, std::memory_order_relaxed); }
+void process::request_stop() noexcept {
+  g_stop_requested.store(1, std::memory_order_relaxed);
+}
 bool process::stop_requested() noexcept {
   return g_stop_requested.load(std::memory_order_relaxed) != 0;
 }
@@ -196,7 +200,8 @@ std::unique_ptr<process> process::launch(const std::string& path,
   unique_fd err_rd(err_pipe[0]), err_wr(err_pipe[1]);
 
   const pid_t pid = ::fork();
-  if (pid < 0) throw fatal_error(exit_code::launch_failed, fmt::format("fork: {}", strerror(errno)));
+  if (pid < 0)
+    throw fatal_error(exit_code::launch_failed, fmt::format("fork: {}", strerror(errno)));
   if (pid == 0) {
     if (options.stdin_fd >= 0) ::dup2(options.stdin_fd, 0);
     if (options.stdout_fd >= 0) ::dup2(options.stdout_fd, 1);
@@ -226,7 +231,8 @@ std::unique_ptr<process> process::launch(const std::string& path,
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &raw, 0);
     p->finished_ = true;
-    throw fatal_error(exit_code::launch_failed, fmt::format("cannot trace {}: {}", path, strerror(e)));
+    throw fatal_error(exit_code::launch_failed,
+                      fmt::format("cannot trace {}: {}", path, strerror(e)));
   }
   ::kill(pid, SIGCONT);
   p->add_thread(pid);
@@ -243,7 +249,8 @@ std::unique_ptr<process> process::launch(const std::string& path,
                             : fmt::format("cannot execute {}: child {}", path, to_string(st)));
     }
     // The SIGSTOP/SIGCONT of the handshake: let them through and go on to the exec.
-    const int sig = st.what == wait_status::kind::signal_stop && st.signal != SIGSTOP ? st.signal : 0;
+    const int sig =
+        st.what == wait_status::kind::signal_stop && st.signal != SIGSTOP ? st.signal : 0;
     pt(PTRACE_CONT, pid, 0, sig);
   }
   p->open_memory();
@@ -327,7 +334,8 @@ std::unique_ptr<process> process::attach(pid_t pid) {
   }
   p->stop_all(nullptr);
   if (p->finished_)
-    throw fatal_error(exit_code::no_such_process, fmt::format("process {} exited during attach", pid));
+    throw fatal_error(exit_code::no_such_process,
+                      fmt::format("process {} exited during attach", pid));
   p->open_memory();
   p->read_auxv();
   return p;
@@ -350,8 +358,8 @@ expected<void> process::read_memory(virt_addr addr, std::span<std::byte> out) co
   }
   // Show the original bytes where breakpoints are.
   const std::uint64_t end = addr.value() + out.size();
-  for (auto it = site_by_addr_.lower_bound(addr.value()); it != site_by_addr_.end() && it->first < end;
-       ++it)
+  for (auto it = site_by_addr_.lower_bound(addr.value());
+       it != site_by_addr_.end() && it->first < end; ++it)
     out[it->first - addr.value()] = sites_[it->second].original;
   return {};
 }
@@ -412,8 +420,10 @@ expected<std::uint64_t> process::inject_syscall(thread_state& th, std::uint64_t 
       done = true;
     } else if (st.what == wait_status::kind::signal_stop && st.signal != SIGTRAP) {
       // A signal got in first: keep it for later (only one can wait in the stop).
-      if (!th.resume_sig) th.resume_sig = st.signal;
-      else ::syscall(SYS_tgkill, pid_, th.tid, st.signal);
+      if (!th.resume_sig)
+        th.resume_sig = st.signal;
+      else
+        ::syscall(SYS_tgkill, pid_, th.tid, st.signal);
     }
   }
   (void)write_memory(at, std::span<const std::byte>(code, 2));
@@ -428,8 +438,8 @@ expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
   }
   // A stopped thread that is not exiting runs the mmap.
   thread_state* runner = nullptr;
-  if (auto it = threads_.find(pid_); it != threads_.end() && it->second.stopped &&
-      !it->second.exiting && !it->second.gone)
+  if (auto it = threads_.find(pid_);
+      it != threads_.end() && it->second.stopped && !it->second.exiting && !it->second.gone)
     runner = &it->second;
   for (auto& [tid, th] : threads_)
     if (!runner && th.stopped && !th.exiting && !th.gone) runner = &th;
@@ -437,10 +447,10 @@ expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   auto maps = parse_proc_maps(read_text_file(fmt::format("/proc/{}/maps", pid_)));
   for (virt_addr cand : ool_page_candidates(maps, near, page)) {
-    auto r = inject_syscall(*runner, SYS_mmap,
-                            {cand.value(), page, PROT_READ | PROT_EXEC,
-                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                             static_cast<std::uint64_t>(-1), 0});
+    auto r = inject_syscall(
+        *runner, SYS_mmap,
+        {cand.value(), page, PROT_READ | PROT_EXEC,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0});
     if (!r) return unexpected(r.error());
     if (*r != cand.value()) continue;  // -EEXIST etc.: taken meanwhile, try the next hole
     pages_.emplace_back(cand, page);
@@ -506,11 +516,11 @@ void process::on_hit(thread_state& th, const site& s, registers& regs, const hit
   else
     ++stats_.unreported_hits;
   if (s.insn.emulated()) {
-    emulation_memory mem{
-        [this](virt_addr a) { return read<std::uint64_t>(a); },
-        [this](virt_addr a, std::uint64_t v) {
-          return write_memory(a, std::as_bytes(std::span<const std::uint64_t, 1>(&v, 1)));
-        }};
+    emulation_memory mem{[this](virt_addr a) { return read<std::uint64_t>(a); },
+                         [this](virt_addr a, std::uint64_t v) {
+                           return write_memory(
+                               a, std::as_bytes(std::span<const std::uint64_t, 1>(&v, 1)));
+                         }};
     if (auto r = emulate(s.insn, s.addr, regs, mem); !r)
       throw fatal_error(exit_code::trace_failed,
                         fmt::format("emulating {} at {:#x} in thread {}: {}", s.insn.text,
@@ -767,8 +777,7 @@ void process::detach() {
   if (finished_ || detached_) return;
   stop_all(nullptr);
   if (finished_) return;
-  for (auto& s : sites_)
-    (void)write_memory(s.addr, std::span<const std::byte>(&s.original, 1));
+  for (auto& s : sites_) (void)write_memory(s.addr, std::span<const std::byte>(&s.original, 1));
   // Held signals are delivered by PTRACE_DETACH, which needs the siginfo of the stop.
   std::unordered_map<pid_t, siginfo_t> infos;
   for (auto& [tid, th] : threads_) {
@@ -786,7 +795,8 @@ void process::detach() {
     for (auto& [tid, th] : threads_)
       if (!runner && th.stopped && !th.exiting && !th.gone) runner = &th;
     if (runner)
-      for (auto& pg : pages_) (void)inject_syscall(*runner, SYS_munmap, {pg.base().value(), pg.size()});
+      for (auto& pg : pages_)
+        (void)inject_syscall(*runner, SYS_munmap, {pg.base().value(), pg.size()});
     pages_.clear();
   }
   sites_.clear();

@@ -26,8 +26,8 @@ wait_status wait_status::decode(int raw) {
   if (event == PTRACE_EVENT_STOP) {
     // Under PTRACE_SEIZE the kernel reports SIGTRAP here unless a group-stop is in effect,
     // in which case it reports the stopping signal.
-    const bool stopping = s.signal == SIGSTOP || s.signal == SIGTSTP || s.signal == SIGTTIN ||
-                          s.signal == SIGTTOU;
+    const bool stopping =
+        s.signal == SIGSTOP || s.signal == SIGTSTP || s.signal == SIGTTIN || s.signal == SIGTTOU;
     s.what = stopping ? kind::group_stop : kind::interrupt_stop;
   } else if (event != 0) {
     s.what = kind::event_stop;
@@ -44,17 +44,22 @@ wait_status wait_status::decode(int raw) {
 std::string to_string(const wait_status& s) {
   using k = wait_status::kind;
   switch (s.what) {
-    case k::exited: return fmt::format("exited with status {}", s.code);
+    case k::exited:
+      return fmt::format("exited with status {}", s.code);
     case k::signaled:
       return fmt::format("killed by {}{}", sigabbrev_np(s.signal) ? sigabbrev_np(s.signal) : "?",
                          s.core_dumped ? " (core dumped)" : "");
     case k::signal_stop:
       return fmt::format("signal-delivery-stop SIG{}",
                          sigabbrev_np(s.signal) ? sigabbrev_np(s.signal) : "?");
-    case k::event_stop: return fmt::format("ptrace event stop {}", s.event);
-    case k::group_stop: return fmt::format("group-stop SIG{}", sigabbrev_np(s.signal));
-    case k::interrupt_stop: return "interrupt stop";
-    case k::syscall_stop: return "syscall stop";
+    case k::event_stop:
+      return fmt::format("ptrace event stop {}", s.event);
+    case k::group_stop:
+      return fmt::format("group-stop SIG{}", sigabbrev_np(s.signal));
+    case k::interrupt_stop:
+      return "interrupt stop";
+    case k::syscall_stop:
+      return "syscall stop";
   }
   return "?";
 }

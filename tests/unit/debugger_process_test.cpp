@@ -10,13 +10,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gomaptrace/error.hpp"
@@ -47,14 +47,16 @@ std::string slurp(const fs::path& p) {
 }
 
 // Next to this file, so the tests also run outside ctest (no GOMAPTRACE_SOURCE_DIR).
-fs::path fixtures_src() { return fs::path(__FILE__).parent_path() / "debugger_fixtures"; }
+fs::path fixtures_src() {
+  return fs::path(__FILE__).parent_path() / "debugger_fixtures";
+}
 
 // Instructions of `fn` in `binary` as objdump sees them: address -> text.
 std::vector<std::pair<std::uint64_t, std::string>> disassemble(const fs::path& binary,
                                                                const std::string& fn) {
   std::vector<std::pair<std::uint64_t, std::string>> out;
-  std::istringstream in(sh("objdump -d -M intel --no-show-raw-insn --disassemble=" + fn + " " +
-                           binary.string()));
+  std::istringstream in(
+      sh("objdump -d -M intel --no-show-raw-insn --disassemble=" + fn + " " + binary.string()));
   std::string line;
   std::regex re(R"(^\s*([0-9a-f]+):\s+(.*)$)");
   bool inside = false;
@@ -131,11 +133,15 @@ class DebuggerProcess : public ::testing::Test {
     const auto src = (fixtures_src() / "tracee.c").string();
     // No endbr64 at entries: the first instruction of hot() is then the RIP-relative lock add.
     const std::string flags = " -O2 -fcf-protection=none -pthread -o ";
-    built_ = std::system(("cc -no-pie" + flags + (dir_ / "tracee").string() + " " + src).c_str()) == 0 &&
-             std::system(("cc -pie -fPIE" + flags + (dir_ / "tracee_pie").string() + " " + src).c_str()) == 0;
+    built_ =
+        std::system(("cc -no-pie" + flags + (dir_ / "tracee").string() + " " + src).c_str()) == 0 &&
+        std::system(
+            ("cc -pie -fPIE" + flags + (dir_ / "tracee_pie").string() + " " + src).c_str()) == 0;
     fs::copy_file(fixtures_src() / "goroutines.go", dir_ / "main.go");
     std::ofstream(dir_ / "go.mod") << "module fixture\ngo 1.21\n";
-    go_built_ = std::system(("cd " + dir_.string() + " && GOFLAGS=-mod=mod go build -o goroutines . >/dev/null 2>&1").c_str()) == 0;
+    go_built_ = std::system(("cd " + dir_.string() +
+                             " && GOFLAGS=-mod=mod go build -o goroutines . >/dev/null 2>&1")
+                                .c_str()) == 0;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override {
@@ -280,10 +286,12 @@ TEST_F(DebuggerProcess, EmulatedAndRelocatedInstructionsKeepTheProgramCorrect) {
   EXPECT_EQ(t.hits[branchy], static_cast<std::uint64_t>(n));
   EXPECT_EQ(t.hits[leaf], static_cast<std::uint64_t>(n / 2));
   for (auto& [a, s] : disassemble(bin, "bump"))
-    if (s.find("nop") == std::string::npos) EXPECT_EQ(t.hits[a], static_cast<std::uint64_t>(n)) << s;
+    if (s.find("nop") == std::string::npos)
+      EXPECT_EQ(t.hits[a], static_cast<std::uint64_t>(n)) << s;
   std::uint64_t rets = 0, calls = 0;
   for (auto& [a, s] : text) {
-    if (s.rfind("ret", 0) == 0 && a >= branchy && a < leaf + 0x1000 && a > branchy) rets += t.hits[a];
+    if (s.rfind("ret", 0) == 0 && a >= branchy && a < leaf + 0x1000 && a > branchy)
+      rets += t.hits[a];
     if (s.rfind("call", 0) == 0) calls += t.hits[a];
   }
   EXPECT_EQ(calls, static_cast<std::uint64_t>(n / 2));  // leaf is called for odd i
@@ -344,7 +352,8 @@ TEST_F(DebuggerProcess, GroupStopStaysAStop) {
     result = p->run([&](const breakpoint_hit&) { ++hits; });
   });
   auto wait_hits = [&](std::uint64_t n) {
-    for (int i = 0; i < 2000 && hits < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 2000 && hits < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return hits >= n;
   };
   ASSERT_TRUE(wait_hits(200));
@@ -511,7 +520,8 @@ TEST_F(DebuggerProcess, SignalHandlerStopRequestInterruptsAnIdleWait) {
   // No breakpoints and a program blocked in read(2): waitpid has nothing to return, so only
   // EINTR from a handler installed without SA_RESTART can end the wait.
   const auto bin = dir_ / "tracee";
-  struct sigaction sa {}, old{};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = [](int) { process::request_stop(); };
   sa.sa_flags = 0;  // no SA_RESTART
   ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);

@@ -109,15 +109,16 @@ TEST(DebuggerSite, PlainInstructionKeepsItsBytes) {
 // The CPU is the truth for condition codes: evaluate every cc with setcc on real flags.
 bool cpu_condition(int cc, std::uint64_t flags) {
   unsigned char r = 0;
-#define SETCC(n, insn)                                                              \
-  case n:                                                                           \
+#define SETCC(n, insn)                                                             \
+  case n:                                                                          \
     asm volatile("push %1\n\tpopfq\n\t" insn " %0" : "=q"(r) : "r"(flags) : "cc"); \
     break;
   switch (cc) {
-    SETCC(0, "seto") SETCC(1, "setno") SETCC(2, "setb") SETCC(3, "setae") SETCC(4, "sete")
-    SETCC(5, "setne") SETCC(6, "setbe") SETCC(7, "seta") SETCC(8, "sets") SETCC(9, "setns")
-    SETCC(10, "setp") SETCC(11, "setnp") SETCC(12, "setl") SETCC(13, "setge")
-    SETCC(14, "setle") SETCC(15, "setg")
+    SETCC(0, "seto")
+    SETCC(1, "setno") SETCC(2, "setb") SETCC(3, "setae") SETCC(4, "sete") SETCC(5, "setne")
+        SETCC(6, "setbe") SETCC(7, "seta") SETCC(8, "sets") SETCC(9, "setns") SETCC(10, "setp")
+            SETCC(11, "setnp") SETCC(12, "setl") SETCC(13, "setge") SETCC(14, "setle")
+                SETCC(15, "setg")
   }
 #undef SETCC
   return r != 0;
@@ -130,7 +131,8 @@ TEST(DebuggerSite, ConditionCodesMatchTheCpu) {
     for (int b = 0; b < 5; ++b)
       if (m & (1 << b)) flags |= bits[b];
     for (int cc = 0; cc < 16; ++cc)
-      EXPECT_EQ(condition_holds(cc, flags), cpu_condition(cc, flags)) << "cc " << cc << " flags " << flags;
+      EXPECT_EQ(condition_holds(cc, flags), cpu_condition(cc, flags))
+          << "cc " << cc << " flags " << flags;
   }
 }
 

@@ -78,6 +78,11 @@ expected<displaced_instruction> plan_displacement(virt_addr addr, std::span<cons
     return unexpected(fmt::format("cannot break at {:#x} ({}): {}", addr.value(), d.text, why));
   };
   if (insn.mnemonic == ZYDIS_MNEMONIC_INT3) return fail("there is an int3 already");
+  // A thread caught at a slot's start is single-stepped while the tracer waits for it alone;
+  // a system call there could block on a thread that is stopped, and the tracer with it.
+  if (insn.meta.category == ZYDIS_CATEGORY_SYSCALL || insn.mnemonic == ZYDIS_MNEMONIC_INT ||
+      insn.mnemonic == ZYDIS_MNEMONIC_SYSENTER)
+    return fail("system call instruction");
 
   const ZydisDecodedOperand* rel_imm = nullptr;
   for (int i = 0; i < insn.operand_count; ++i)

@@ -67,6 +67,8 @@ TEST(DebuggerSite, RejectsWhatCannotBeDisplaced) {
   EXPECT_FALSE(plan_displacement(at, bytes({0xe3, 0x10})));              // jrcxz
   EXPECT_FALSE(plan_displacement(at, bytes({0xff, 0x15, 0, 0, 0, 0})));  // call [rip+0]
   EXPECT_FALSE(plan_displacement(at, bytes({0x0f, 0xff})));              // ud0 without modrm
+  EXPECT_FALSE(plan_displacement(at, bytes({0x0f, 0x05})));              // syscall
+  EXPECT_FALSE(plan_displacement(at, bytes({0xcd, 0x80})));              // int 0x80
 }
 
 TEST(DebuggerSite, RelocatesRipRelativeOperandToTheSameAbsoluteAddress) {

@@ -143,13 +143,15 @@ expected<gdb_result> gdb_count(const std::filesystem::path& program,
     << "    if len(f) >= 6 and os.path.realpath(f[5]) == exe and int(f[2], 16) == 0:\n"
     << "        base = int(f[0].split('-')[0], 16)\n"
     << "        break\n"
-    << "bias = base - " << *low << "\n"
-    << "for name, addr in [";
-  for (const auto& b : breakpoints) s << "('" << b.name << "', " << b.addr.value() << "), ";
-  s << "]:\n"
+    << "bias = base - " << *low
+    << "\n"
+    // Breakpoints go by index: their names never pass through Python or gdb.
+    << "for index, addr in enumerate([";
+  for (const auto& b : breakpoints) s << b.addr.value() << ", ";
+  s << "]):\n"
     << "    bp = gdb.Breakpoint('*0x%x' % (addr + bias), internal=False)\n"
     << "    bp.silent = True\n"
-    << "    print('GDBCOUNTER bp %d %s' % (bp.number, name))\n"
+    << "    print('GDBCOUNTER bp %d %d' % (bp.number, index))\n"
     // Breakpoint `commands` ending in `continue` stop after the first hit in batch mode, so
     // a loop continues until the process is gone; gdb counts the hits meanwhile.
     << "while gdb.selected_inferior().pid != 0:\n"
@@ -174,7 +176,7 @@ expected<gdb_result> gdb_count(const std::filesystem::path& program,
   }
 
   std::map<int, std::string> names;
-  static const std::regex bp_line(R"(^GDBCOUNTER bp (\d+) (.*)$)");
+  static const std::regex bp_line(R"(^GDBCOUNTER bp (\d+) (\d+))");
   static const std::regex table_row(R"(^(\d+)\s+breakpoint\s)");
   static const std::regex hit_line(R"(^\s+breakpoint already hit (\d+) times?)");
   static const std::regex exited(R"(^GDBCOUNTER exit (\S+) signal (\S+))");
@@ -185,7 +187,8 @@ expected<gdb_result> gdb_count(const std::filesystem::path& program,
   std::smatch m;
   while (std::getline(in, line)) {
     if (std::regex_search(line, m, bp_line)) {
-      names[std::stoi(m[1])] = m[2];
+      std::size_t index = std::stoul(m[2]);
+      if (index < breakpoints.size()) names[std::stoi(m[1])] = breakpoints[index].name;
     } else if (std::regex_search(line, m, table_row)) {
       current = std::stoi(m[1]);
       if (names.count(current)) r.hits[names[current]] = 0;

@@ -97,24 +97,28 @@ void go_binary::find_moduledata() {
     moduledata_ = s->addr;
     moduledata_source_ = "symtab";
   } else if (pcl) {
-    // moduledata begins with pcHeader, a pointer to .gopclntab: find that pointer.
-    const elf_section* sec = elf_->find_section(".noptrdata");
-    if (sec && sec->type == SHT_PROGBITS) {
+    // moduledata begins with pcHeader, a pointer to .gopclntab: find that pointer. Go 1.26+
+    // keeps moduledata in a .go.module section of its own, older releases in .noptrdata.
+    for (const char* name : {".go.module", ".noptrdata", ".data.rel.ro", ".data"}) {
+      const elf_section* sec = elf_->find_section(name);
+      if (!sec || sec->type != SHT_PROGBITS) continue;
       auto data = elf_->section_data(*sec);
       for (std::size_t off = 0; off + 8 <= data.size() && !moduledata_; off += 8) {
         if (load_u64(data, off) == pcl->addr.value()) {
           moduledata_ = sec->addr + static_cast<std::int64_t>(off);
-          moduledata_source_ = "scan of .noptrdata for the pcHeader pointer";
+          moduledata_source_ = fmt::format("scan of {} for the pcHeader pointer", name);
         }
       }
+      // In a PIE the pointer may be zero in the file, its value in a RELATIVE relocation.
       for (const elf_relative_reloc& r : elf_->relative_relocs()) {
         if (moduledata_) break;
         if (r.addend == pcl->addr.value() && r.where >= sec->addr &&
             r.where < sec->addr + static_cast<std::int64_t>(sec->size)) {
           moduledata_ = r.where;
-          moduledata_source_ = "scan of .rela.dyn for the pcHeader pointer";
+          moduledata_source_ = fmt::format("relocation of {} holding the pcHeader pointer", name);
         }
       }
+      if (moduledata_) break;
     }
   }
   if (!moduledata_) return;

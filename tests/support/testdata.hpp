@@ -20,9 +20,10 @@ struct testdata_build {
   std::string name() const { return label + "/" + variant + "/" + program; }
 };
 
+// The test executables live in the build directory; GOMAPTRACE_BUILD_DIR overrides.
 inline std::filesystem::path build_dir() {
-  const char* d = std::getenv("GOMAPTRACE_BUILD_DIR");
-  return d ? std::filesystem::path(d) : std::filesystem::path("build");
+  if (const char* d = std::getenv("GOMAPTRACE_BUILD_DIR")) return d;
+  return std::filesystem::read_symlink("/proc/self/exe").parent_path();
 }
 inline std::filesystem::path source_dir() {
   const char* d = std::getenv("GOMAPTRACE_SOURCE_DIR");

@@ -207,8 +207,8 @@ std::optional<field_layout> runtime_layout::table_field(std::string_view name) c
 }
 
 runtime_layout table_layout(const go_version& v, map_impl impl) {
-  if (v.major != 1 || v.minor < 17 || v.minor > 27)
-    unsupported(v, impl, "no built-in runtime layout (the table covers go1.17 .. go1.27)");
+  if (v.major != 1 || v.minor < 16 || v.minor > 27)
+    unsupported(v, impl, "no built-in runtime layout (the table covers go1.16 .. go1.27)");
   const int minor = v.minor;
   if (impl == map_impl::swiss && minor < 24) unsupported(v, impl, "Swiss maps start in go1.24");
   // noswissmap was removed in 1.26: classic maps exist only up to 1.25.

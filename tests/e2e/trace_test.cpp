@@ -1,0 +1,493 @@
+// gomaptrace against outside truth: hit counts equal the kernel's uprobe counter in the same
+// run (and gdb's in a separate run), fields agree with the program's own output and with the
+// runtime's sizing rules, and the program's output, exit status and signals are its own.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "support/gdb_counter.hpp"
+#include "support/run.hpp"
+#include "support/testdata.hpp"
+#include "support/uprobe_counter.hpp"
+
+using namespace gomaptrace;
+using namespace gomaptrace::testing;
+using nlohmann::json;
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    char t[] = "/tmp/gomaptrace-e2e-XXXXXX";
+    path = mkdtemp(t);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+json inspect(const std::filesystem::path& bin) {
+  auto r = run_command({gomaptrace_binary(), "inspect", "--json", bin.string()});
+  EXPECT_EQ(r.status, 0) << r.err;
+  return json::parse(r.out);
+}
+
+std::uint64_t hex(const json& j) { return std::stoull(j.get<std::string>(), nullptr, 16); }
+
+struct traced_run {
+  command_result cmd;  // cmd.out is the program's stdout
+  json summary;
+  std::vector<json> events;
+};
+
+traced_run trace(const std::filesystem::path& bin, const std::vector<std::string>& args,
+                 const std::vector<std::string>& opts, const std::vector<std::string>& env = {}) {
+  temp_dir d;
+  std::vector<std::string> argv = {gomaptrace_binary(), "--json", "-o", (d.path / "events").string(),
+                                   "--summary-json", (d.path / "summary").string()};
+  argv.insert(argv.end(), opts.begin(), opts.end());
+  argv.push_back(bin.string());
+  argv.insert(argv.end(), args.begin(), args.end());
+  traced_run t;
+  t.cmd = run_command(argv, env);
+  std::string s = slurp(d.path / "summary");
+  if (!s.empty()) t.summary = json::parse(s);
+  std::istringstream ev(slurp(d.path / "events"));
+  std::string line;
+  while (std::getline(ev, line))
+    if (!line.empty() && line[0] == '{') t.events.push_back(json::parse(line));
+  return t;
+}
+
+// Symbols whose counts a run fixes; growWork/evacuate (and swiss splits) depend on the random
+// hash seed, so they are compared only within one run.
+bool deterministic(const std::string& sym) {
+  return sym.find("growWork") == std::string::npos && sym.find("evacuate") == std::string::npos &&
+         sym.find("split") == std::string::npos && sym.find("installTableSplit") == std::string::npos;
+}
+
+// Trace `b` while the kernel counts the same functions with uprobes on the instruction after
+// each breakpoint (never the same instruction: both work by writing int3).
+void expect_hits_equal_uprobes(const testdata_build& b, const std::vector<std::string>& args,
+                               const std::vector<std::string>& env = {},
+                               std::string* program_out = nullptr) {
+  SCOPED_TRACE(b.name());
+  private_copy copy(b.path);
+  json info = inspect(copy.path());
+  uprobe_counter counter(copy.path());
+  std::vector<std::string> symbols;
+  for (const json& p : info["probes"]) {
+    auto after = instruction_after(copy.path(), file_addr(hex(p["breakpoint"])));
+    ASSERT_TRUE(after) << after.error();
+    auto off = elf_file_offset(copy.path(), *after);
+    ASSERT_TRUE(off) << off.error();
+    counter.add(p["symbol"], *off);
+    symbols.push_back(p["symbol"]);
+  }
+  counter.enable();
+  traced_run t = trace(copy.path(), args, {"-q", "--no-summary"}, env);
+  counter.disable();
+  ASSERT_FALSE(t.summary.is_null()) << t.cmd.err;
+  for (const std::string& s : symbols) {
+    EXPECT_EQ(t.summary["hits"][s].get<std::uint64_t>(), counter.read(s)) << s;
+  }
+  EXPECT_EQ(t.summary["read_errors"], 0);
+  if (program_out) *program_out = t.cmd.out;
+}
+
+}  // namespace
+
+TEST(trace_counts, equal_the_kernel_uprobe_count_for_every_build) {
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto builds = testdata_builds();
+  if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
+  int n = 0;
+  for (const auto& b : builds) {
+    if (b.program == "sleeper" || b.program == "sigint" || b.program == "stress") continue;
+    if (b.label == "go1.16") {
+      // Stack ABI: refused before the program starts, with its own exit status.
+      if (b.program == "makehints") {
+        auto r = run_command({gomaptrace_binary(), b.path.string()});
+        EXPECT_EQ(r.status, 107) << b.name() << r.err;
+        EXPECT_EQ(r.out, "");
+      }
+      continue;
+    }
+    // bigmap (130k hits) on the default variant of each toolchain; the rest everywhere.
+    if (b.program == "bigmap" && b.variant != "default" && b.variant != "stripped") continue;
+    std::string traced_out;
+    expect_hits_equal_uprobes(b, {}, {}, &traced_out);
+    // The program's stdout is its own and unchanged.
+    if (b.program != "concurrent") {
+      auto plain = run_command({b.path.string()});
+      EXPECT_EQ(traced_out, plain.out) << b.name();
+    }
+    ++n;
+  }
+  EXPECT_GT(n, 0);
+}
+
+TEST(trace_counts, stress_has_zero_difference_over_20_runs) {
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  std::vector<testdata_build> picks;
+  for (const auto& b : testdata_builds("stress"))
+    if (b.variant == "default" && (b.label == "go1.23" || b.label == "go1.26")) picks.push_back(b);
+  if (picks.empty()) GTEST_SKIP() << "no go1.23/go1.26 stress builds";
+  for (int run = 0; run < 20; ++run) {
+    const auto& b = picks[run % picks.size()];
+    std::string procs = run % 4 < 2 ? "2" : "8";
+    SCOPED_TRACE("run " + std::to_string(run) + " GOMAXPROCS=" + procs);
+    std::string out;
+    expect_hits_equal_uprobes(b, {}, {"GOMAXPROCS=" + procs}, &out);
+    EXPECT_NE(out.find("gomaxprocs=" + procs + " maps=80000 inserts=320000"), std::string::npos) << out;
+  }
+}
+
+TEST(trace_counts, equal_gdb_on_unstripped_builds) {
+  if (auto why = gdb_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  for (const auto& b : testdata_builds("makehints")) {
+    if (b.variant != "default" && b.variant != "pie") continue;
+    if (b.label == "go1.16") continue;  // stack ABI: not traced
+    SCOPED_TRACE(b.name());
+    json info = inspect(b.path);
+    std::vector<gdb_breakpoint> bps;
+    for (const json& p : info["probes"])
+      if (deterministic(p["symbol"])) bps.push_back({p["symbol"], file_addr(hex(p["breakpoint"]))});
+    auto g = gdb_count(b.path, {}, bps);
+    ASSERT_TRUE(g) << g.error();
+    traced_run t = trace(b.path, {}, {"-q"});
+    for (const auto& bp : bps) EXPECT_EQ(t.summary["hits"][bp.name].get<std::uint64_t>(), g->hits[bp.name]) << bp.name;
+    EXPECT_EQ(t.cmd.out, g->program_stdout);
+  }
+}
+
+namespace {
+// Classic: the smallest B with !overLoadFactor(hint, B) (runtime/map.go makemap).
+int classic_b(std::int64_t hint) {
+  int B = 0;
+  auto over = [](std::int64_t n, int B) { return n > 8 && n > 13 * ((std::int64_t(1) << B) / 2); };
+  while (over(hint, B)) ++B;
+  return B;
+}
+std::uint64_t pow2ceil(std::uint64_t v) {
+  std::uint64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+// Swiss (internal/runtime/maps NewMap): hint ≤ 8 stays small (no groups yet); otherwise
+// capacity hint*8/7 spread over a power-of-two directory of tables of ≤ 1024 slots each.
+std::pair<std::uint64_t, std::uint64_t> swiss_dir_and_capacity(std::uint64_t hint) {
+  if (hint <= 8) return {0, 0};
+  std::uint64_t target = hint * 8 / 7;
+  std::uint64_t dir = pow2ceil((target + 1023) / 1024);
+  std::uint64_t per = pow2ceil(std::max<std::uint64_t>(8, target / dir));
+  return {dir, dir * per};
+}
+}  // namespace
+
+TEST(trace_fields, agree_with_the_program_and_the_sizing_rules) {
+  auto builds = testdata_builds("makehints");
+  if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
+  for (const auto& b : builds) {
+    if (b.variant == "noopt") continue;  // same code paths; keeps the run short
+    if (b.label == "go1.16") continue;   // stack ABI: not traced
+    SCOPED_TRACE(b.name());
+    traced_run t = trace(b.path, {"1000"}, {"--events", "--stack", "2"});
+    ASSERT_EQ(t.cmd.status, 0) << t.cmd.err;
+    // Program lines: "kind=int hint=H len=L", in creation order per kind.
+    std::regex line_re("kind=(\\w+) hint=(\\d+) len=(\\d+)");
+    std::vector<std::pair<std::int64_t, std::uint64_t>> printed;  // hint, len
+    for (std::sregex_iterator it(t.cmd.out.begin(), t.cmd.out.end(), line_re), end; it != end; ++it)
+      printed.emplace_back(std::stoll((*it)[2]), std::stoull((*it)[3]));
+    ASSERT_EQ(printed.size(), 27u) << t.cmd.out;
+    // Creation events from main.mk*, in program order.
+    std::vector<const json*> made;
+    for (const json& e : t.events) {
+      if (e["event"] == "makemap" && !e["stack"].empty() &&
+          e["stack"][0]["func"].get<std::string>().starts_with("main.mk"))
+        made.push_back(&e);
+    }
+    ASSERT_EQ(made.size(), printed.size());
+    const std::string count_field = b.map_impl == "classic" ? "count" : "used";
+    for (std::size_t i = 0; i < made.size(); ++i) {
+      const json& e = *made[i];
+      auto [hint, len] = printed[i];
+      SCOPED_TRACE("map " + std::to_string(i) + " hint " + std::to_string(hint));
+      EXPECT_EQ(e["hint"], hint);
+      EXPECT_EQ(e["fields"][count_field], 0);
+      EXPECT_TRUE(e["type"].get<std::string>().starts_with("map[")) << e["type"];
+      if (b.map_impl == "classic") {
+        EXPECT_EQ(e["fields"]["B"], classic_b(hint));
+      } else {
+        auto [dir, cap] = swiss_dir_and_capacity(hint);
+        EXPECT_EQ(e["fields"]["dirLen"], dir);
+        EXPECT_EQ(e["fields"]["capacity"], cap);
+      }
+      // Inserts into this map: the count before the last one is len-1.
+      std::string addr = e["map"];
+      std::vector<std::uint64_t> counts;
+      for (const json& a : t.events)
+        if (a["event"] == "assign" && a["map"] == addr && a["time_ns"] > e["time_ns"])
+          counts.push_back(a["fields"][count_field]);
+      ASSERT_EQ(counts.size(), len);
+      EXPECT_EQ(counts.back(), len - 1);
+    }
+    // Goroutine ids are real: main runs on goroutine 1.
+    EXPECT_EQ((*made[0])["goid"], 1);
+  }
+}
+
+TEST(trace_fields, bigmap_grows_to_the_b_the_load_factor_demands) {
+  for (const auto& b : testdata_builds("bigmap")) {
+    if (b.variant != "default" || b.label == "go1.16") continue;
+    SCOPED_TRACE(b.name());
+    traced_run t = trace(b.path, {}, {"--stack", "3"});
+    ASSERT_EQ(t.cmd.status, 0) << t.cmd.err;
+    ASSERT_NE(t.cmd.out.find("len=100000"), std::string::npos);
+    std::uint64_t grows = 0, last_b = 0, last_cap = 0;
+    std::set<std::string> big;
+    for (const json& e : t.events) {
+      bool from_main = false;
+      for (const json& f : e["stack"]) from_main |= f["func"] == "main.main";
+      if (!from_main) continue;
+      if (e["event"] == "grow") {
+        ++grows;
+        EXPECT_EQ(e["fields"]["B"].get<int>(), e["before"]["B"].get<int>() + 1);
+        EXPECT_NE(e["fields"]["oldbuckets"], 0);
+        last_b = e["fields"]["B"];
+      }
+    }
+    if (b.map_impl == "classic") {
+      // 100000 entries need B=14 (13*2^13 = 106496 ≥ 100000 > 53248); from B=0, 14 grows.
+      EXPECT_EQ(last_b, 14u);
+      EXPECT_EQ(grows, 14u);
+    } else {
+      for (const json& e : t.events)
+        if (e["event"] != "makemap_small" && e["fields"].contains("capacity"))
+          last_cap = std::max<std::uint64_t>(last_cap, e["fields"]["capacity"]);
+      // The final capacity holds 100000 entries at ≤ 7/8 load.
+      EXPECT_GE(last_cap * 7 / 8, 100000u - 1);
+    }
+  }
+}
+
+// --- exit status, signals, attach ---------------------------------------------------------
+
+namespace {
+const testdata_build* find_build(const std::string& program, const std::string& label = "go1.26") {
+  static std::vector<testdata_build> all = testdata_builds();
+  for (const auto& b : all)
+    if (b.program == program && b.label == label && b.variant == "default") return &b;
+  return nullptr;
+}
+
+// A child with its stdout on a pipe we read line by line.
+struct child {
+  pid_t pid = -1;
+  int out_fd = -1;
+  std::string buffered;
+
+  child(const std::vector<std::string>& argv) {
+    int p[2];
+    if (pipe(p) != 0) return;
+    pid = fork();
+    if (pid == 0) {
+      dup2(p[1], 1);
+      close(p[0]);
+      close(p[1]);
+      int devnull = open("/dev/null", O_RDONLY);
+      dup2(devnull, 0);
+      std::vector<char*> a;
+      for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+      a.push_back(nullptr);
+      execv(a[0], a.data());
+      _exit(127);
+    }
+    close(p[1]);
+    out_fd = p[0];
+  }
+  ~child() {
+    if (pid > 0 && !reaped) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    if (out_fd >= 0) close(out_fd);
+  }
+  bool reaped = false;
+  // Reads until `text` appears in the output (or the timeout).
+  bool wait_for(const std::string& text, double timeout_s = 20) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    char buf[4096];
+    while (buffered.find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      fd_set fds;
+      FD_ZERO(&fds);
+      FD_SET(out_fd, &fds);
+      timeval tv{0, 100000};
+      if (select(out_fd + 1, &fds, nullptr, nullptr, &tv) > 0) {
+        ssize_t n = read(out_fd, buf, sizeof buf);
+        if (n <= 0) return buffered.find(text) != std::string::npos;
+        buffered.append(buf, n);
+      }
+    }
+    return true;
+  }
+  std::string rest() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(out_fd, buf, sizeof buf)) > 0) buffered.append(buf, n);
+    return buffered;
+  }
+  int wait_exit(double timeout_s = 30) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    reaped = true;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+};
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t c;
+  while (in >> c) out.push_back(c);
+  return out;
+}
+}  // namespace
+
+TEST(trace_process, exit_status_and_panics_are_the_programs) {
+  for (const char* label : {"go1.23", "go1.26"}) {
+    const testdata_build* ex = find_build("exitcode", label);
+    const testdata_build* pa = find_build("panics", label);
+    if (!ex || !pa) GTEST_SKIP() << "no builds for " << label;
+    traced_run e = trace(ex->path, {}, {"-q"});
+    EXPECT_EQ(e.cmd.status, 3) << e.cmd.err;
+    EXPECT_EQ(e.summary["exit_status"], 3);
+    traced_run p = trace(pa->path, {}, {"-q"});
+    EXPECT_EQ(p.cmd.status, 2);
+    EXPECT_NE(p.cmd.err.find("panic: boom"), std::string::npos) << p.cmd.err;
+    EXPECT_NE(p.cmd.err.find("goroutine 1"), std::string::npos) << p.cmd.err;
+  }
+}
+
+TEST(trace_process, killed_by_sigkill_from_outside) {
+  const testdata_build* b = find_build("sleeper");
+  if (!b) GTEST_SKIP() << "no sleeper build";
+  temp_dir d;
+  child c({gomaptrace_binary(), "-q", "--summary-json", (d.path / "s").string(), b->path.string()});
+  ASSERT_TRUE(c.wait_for("heartbeat=1")) << c.buffered;
+  auto kids = children_of(c.pid);
+  ASSERT_EQ(kids.size(), 1u);
+  kill(kids[0], SIGKILL);
+  EXPECT_EQ(c.wait_exit(), 128 + SIGKILL);
+  json s = json::parse(slurp(d.path / "s"));
+  EXPECT_EQ(s["signal"], SIGKILL);
+  EXPECT_EQ(s["exit_status"], 128 + SIGKILL);
+  EXPECT_GT(s["hits"]["runtime.mapassign_fast64"].get<int>(), 0);
+}
+
+TEST(trace_process, sigint_to_gomaptrace_reaches_the_programs_handler) {
+  for (const char* label : {"go1.23", "go1.26"}) {
+    const testdata_build* b = find_build("sigint", label);
+    if (!b) continue;
+    SCOPED_TRACE(label);
+    child c({gomaptrace_binary(), "-q", b->path.string()});
+    ASSERT_TRUE(c.wait_for("ready\n")) << c.buffered;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // map work under way
+    kill(c.pid, SIGINT);
+    EXPECT_EQ(c.wait_exit(), 0);
+    EXPECT_NE(c.rest().find("got SIGINT"), std::string::npos) << c.buffered;
+  }
+}
+
+TEST(trace_process, sigterm_to_gomaptrace_ends_a_program_that_does_not_handle_it) {
+  const testdata_build* b = find_build("sleeper");
+  if (!b) GTEST_SKIP() << "no sleeper build";
+  child c({gomaptrace_binary(), "-q", b->path.string()});
+  ASSERT_TRUE(c.wait_for("heartbeat=1")) << c.buffered;
+  kill(c.pid, SIGTERM);
+  EXPECT_EQ(c.wait_exit(), 128 + SIGTERM);
+}
+
+TEST(trace_process, attach_then_detach_leaves_the_program_running_unharmed) {
+  for (const char* label : {"go1.23", "go1.26"}) {
+    const testdata_build* b = find_build("sleeper", label);
+    if (!b) continue;
+    SCOPED_TRACE(label);
+    child prog({b->path.string(), "4"});
+    ASSERT_TRUE(prog.wait_for("heartbeat=1")) << prog.buffered;
+    json info = inspect(b->path);
+    temp_dir d;
+    child tracer({gomaptrace_binary(), "-q", "--summary-json", (d.path / "s").string(), "-p",
+                  std::to_string(prog.pid)});
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    kill(tracer.pid, SIGINT);
+    ASSERT_EQ(tracer.wait_exit(), 0);
+    json s = json::parse(slurp(d.path / "s"));
+    EXPECT_TRUE(s["detached"].get<bool>());
+    EXPECT_GT(s["hits"]["runtime.mapassign_fast64"].get<int>(), 50);
+    // Every breakpoint byte is back: compare the live code with the file.
+    std::ifstream file(b->path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(file)), {});
+    int mem = open(("/proc/" + std::to_string(prog.pid) + "/mem").c_str(), O_RDONLY);
+    ASSERT_GE(mem, 0);
+    auto off = [&](std::uint64_t addr) { return elf_file_offset(b->path, file_addr(addr)); };
+    for (const json& p : info["probes"]) {
+      std::vector<std::uint64_t> addrs{hex(p["breakpoint"])};
+      for (const json& r : p["returns"]) addrs.push_back(hex(r));
+      for (std::uint64_t a : addrs) {
+        unsigned char live = 0;
+        ASSERT_EQ(pread(mem, &live, 1, a), 1);
+        auto o = off(a);
+        ASSERT_TRUE(o);
+        EXPECT_EQ(live, static_cast<unsigned char>(bytes[o->value()])) << p["symbol"] << " at " << a;
+      }
+    }
+    close(mem);
+    // The program goes on and finishes its 4 seconds normally.
+    EXPECT_EQ(prog.wait_exit(), 0);
+    std::string out = prog.rest();
+    EXPECT_NE(out.find("heartbeat=4"), std::string::npos) << out;
+  }
+}
+
+TEST(trace_output, text_events_name_type_fields_and_call_chain) {
+  const testdata_build* b = find_build("makehints", "go1.23");
+  if (!b) GTEST_SKIP() << "no go1.23 makehints";
+  auto r = run_command({gomaptrace_binary(), "--stack", "2", b->path.string(), "27"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("makemap        map[int]int"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hint=27 B=3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("at main.mkInt"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("testdata/makehints/main.go:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("gomaptrace: go1.23.12 (classic maps)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("gomaptrace"), std::string::npos);  // stdout is the program's alone
+}
+
+TEST(trace_output, max_grows_fails_a_ci_job_when_maps_grow_too_often) {
+  const testdata_build* b = find_build("bigmap", "go1.23");
+  if (!b) GTEST_SKIP() << "no go1.23 bigmap";
+  EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "5", b->path.string()}).status, 111);
+  EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "100", b->path.string()}).status, 0);
+}

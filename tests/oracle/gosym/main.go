@@ -3,7 +3,8 @@
 //
 //	gosym BINARY             JSON {"go_version": ..., "text_start": ..., "funcs": [{"name", "entry", "end"}]}
 //	gosym BINARY pcline PC...  one "file:line:func" line per PC (hex with 0x, or decimal)
-//	gosym BINARY inlined NAME  from DWARF: the functions with an inlined copy of NAME, one a line
+//	gosym BINARY inlined NAME...  from DWARF: "NAME\tFUNC" for each function FUNC holding an
+//	                              inlined copy of NAME, sorted
 package main
 
 import (
@@ -45,8 +46,8 @@ func main() {
 		fail("%v", err)
 	}
 	defer f.Close()
-	if len(os.Args) == 4 && os.Args[2] == "inlined" {
-		inlined(f, os.Args[3])
+	if len(os.Args) > 2 && os.Args[2] == "inlined" {
+		inlined(f, os.Args[3:])
 		return
 	}
 	sec := f.Section(".gopclntab")
@@ -96,9 +97,13 @@ func main() {
 	}
 }
 
-// inlined prints the top-level subprograms whose DWARF holds a DW_TAG_inlined_subroutine
-// (at any depth) of the function called name.
-func inlined(f *elf.File, name string) {
+// inlined prints, for each of wanted, the top-level subprograms whose DWARF holds a
+// DW_TAG_inlined_subroutine (at any depth) of that function.
+func inlined(f *elf.File, wanted []string) {
+	want := map[string]bool{}
+	for _, n := range wanted {
+		want[n] = true
+	}
 	d, err := f.DWARF()
 	if err != nil {
 		fail("%v", err)
@@ -145,8 +150,10 @@ func inlined(f *elf.File, name string) {
 				}
 			}
 		case e.Tag == dwarf.TagInlinedSubroutine && outer != "":
-			if off, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok && originName(off) == name {
-				found[outer] = true
+			if off, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
+				if n := originName(off); want[n] {
+					found[n+"\t"+outer] = true
+				}
 			}
 		}
 		if e.Children {

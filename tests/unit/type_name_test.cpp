@@ -204,6 +204,9 @@ TEST(TypeName, DecodesTypesOfRealBinaries) {
   for (const auto& b : testing::testdata_builds("makehints")) {
     // Non-PIE only: a PIE file holds moduledata.types as a relocation, not a value.
     if (b.variant != "default") continue;
+    // Names are decoded for traced binaries only: Go >= 1.17, whose names carry a varint
+    // length (1.16's carry two bytes, and a 1.16 binary is never traced).
+    if (b.label == "go1.16") continue;
     SCOPED_TRACE(b.name());
     ASSERT_TRUE(std::filesystem::exists(oracle)) << oracle;
     std::string cmd = oracle.string() + " -types " + b.path.string();

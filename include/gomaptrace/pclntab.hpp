@@ -29,6 +29,8 @@ struct source_frame {
   bool inlined = false;
 };
 
+// Keeps a reference to the elf_file it was parsed from, which must outlive it. Const member
+// functions hold no caches and are safe to call from several threads.
 class pclntab {
  public:
   static constexpr std::uint32_t magic_go116 = 0xfffffffa;  // Go 1.16, 1.17
@@ -52,9 +54,10 @@ class pclntab {
 
   // Source file and line of pc in its (outermost) function's tables: the innermost position.
   std::optional<std::pair<std::string, int>> line_at(file_addr pc) const;
-  // Call-site frames for pc, innermost first, expanding the inline tree (FUNCDATA_InlTree /
-  // PCDATA_InlTreeIndex) so inlined calls show as their own frames. Empty when pc is in no
-  // function.
+  // Call-site frames for pc (for a return address, pass it minus one), innermost first, expanding
+  // the inline tree (FUNCDATA_InlTree / PCDATA_InlTreeIndex) so inlined calls show as their own
+  // frames. Empty when pc is in no function; line 0 and an empty file where the tables have no
+  // entry (padding).
   std::vector<source_frame> symbolize(file_addr pc) const;
   // Functions whose body contains an inlined copy of `name` (from the inline trees), to warn
   // that a breakpoint on the out-of-line body would miss those calls. Sorted, no duplicates.

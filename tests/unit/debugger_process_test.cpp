@@ -496,6 +496,22 @@ TEST_F(DebuggerProcess, EveryInstructionOfAGoMapFunction) {
   EXPECT_EQ(p->statistics().hits, total);
 }
 
+TEST_F(DebuggerProcess, GoNilDereferenceInASlotBecomesARecoverablePanic) {
+  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  const auto bin = dir_ / "goroutines";
+  const auto deref = symbol(bin, "main.deref", /*go=*/true);
+  ASSERT_NE(deref, 0u);
+  const std::string expected = untraced(bin, "nilpanic");
+  ASSERT_NE(expected.find("recovered: runtime error: invalid memory address"), std::string::npos)
+      << expected;
+  auto t = trace(bin, {"nilpanic"}, {deref});
+  EXPECT_EQ(t.result.what, run_result::kind::exited);
+  EXPECT_EQ(t.result.status, 0);
+  EXPECT_EQ(t.output, expected);
+  EXPECT_EQ(t.hits[deref], 1u);
+  EXPECT_EQ(t.stats.slot_faults, 1u);
+}
+
 TEST_F(DebuggerProcess, LaunchFailuresAreFatalWithOneLine) {
   try {
     process::launch((dir_ / "does-not-exist").string(), {});

@@ -59,7 +59,22 @@ func maps(n int) {
 	fmt.Printf("len=%d sum=%d\n", len(m), sum)
 }
 
+//go:noinline
+func deref(p *int) int { return *p }
+
+// A nil dereference that Go turns into a panic from its SIGSEGV handler: that needs the
+// faulting PC to be deref's own, even when the load ran out of line under a tracer.
+func nilPanic() {
+	defer func() { fmt.Printf("recovered: %v\n", recover()) }()
+	var p *int
+	fmt.Println(deref(p))
+}
+
 func main() {
+	if os.Args[1] == "nilpanic" {
+		nilPanic()
+		return
+	}
 	if os.Args[1] == "maps" {
 		n, _ := strconv.Atoi(os.Args[2])
 		maps(n)

@@ -3,6 +3,7 @@
 
 #include <elf.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -105,12 +106,28 @@ TEST(ElfFile, TextFileAndEmptyFileAreNotElf) {
   EXPECT_EQ(open_error(d.path() / "empty"), exit_code::not_elf);
 }
 
+// Root reads every file, so as root the open runs in a child that drops to nobody.
 TEST(ElfFile, PermissionDenied) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads every file; cannot provoke EACCES";
   temp_dir d;
-  write_file(d.path() / "secret", elf_header(ELFCLASS64, EM_X86_64));
-  fs::permissions(d.path() / "secret", fs::perms::none);
-  EXPECT_EQ(open_error(d.path() / "secret"), exit_code::permission_denied);
+  fs::permissions(d.path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  const fs::path secret = d.path() / "secret";
+  write_file(secret, elf_header(ELFCLASS64, EM_X86_64));
+  fs::permissions(secret, fs::perms::none);
+  const pid_t child = ::fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(250);
+    std::string msg;
+    const exit_code code = open_error(secret, &msg);
+    ::_exit(code == exit_code::permission_denied && msg == secret.string() + ": permission denied"
+                ? 0
+                : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 250) GTEST_SKIP() << "cannot drop root privileges";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "open did not fail with permission_denied";
 }
 
 TEST(ElfFile, WrongArchitectureNamesTheMachine) {

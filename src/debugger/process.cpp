@@ -697,9 +697,12 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
         user_regs_struct r;
         if (!get_regs(tid, r)) return std::nullopt;
         if (const site* s = site_at(virt_addr(r.rip - 1))) {
+          // RIP inside a multi-byte instruction can only follow our int3. After a one-byte
+          // one (ret, push) RIP is a real boundary, so ask whether the kernel (int3) sent it.
           siginfo_t si{};
-          get_siginfo(tid, si);
-          if (si.si_code == SI_KERNEL) {  // int3, not a SIGTRAP someone sent
+          si.si_code = SI_KERNEL;
+          if (s->insn.length == 1) get_siginfo(tid, si);
+          if (si.si_code == SI_KERNEL) {
             registers regs(r);
             on_hit(th, *s, regs, handler);
             break;

@@ -114,24 +114,33 @@ void expect_hits_equal_uprobes(const testdata_build& b, const std::vector<std::s
 
 }  // namespace
 
-TEST(trace_counts, equal_the_kernel_uprobe_count_for_every_build) {
+// Which builds are compared with the kernel's count. Tearing down a uprobe costs an RCU grace
+// period (~80 ms per probe per CPU here, ~3 s per build), so not all 450 builds: every variant
+// of every toolchain for makehints (code shape: prologue, PIE, stripped, -N -l), every
+// toolchain for the threaded and growing programs, and the rest on one classic and one Swiss
+// toolchain.
+bool compare_with_kernel(const testdata_build& b) {
+  if (b.program == "makehints") return true;
+  if (b.program == "concurrent" || b.program == "bigmap") return b.variant == "default";
+  if (b.program == "exitcode" || b.program == "panics" || b.program == "noescape")
+    return b.variant == "default" && (b.label == "go1.23" || b.label == "go1.26");
+  return false;  // sleeper and sigint run until told; stress has its own test
+}
+
+TEST(trace_counts, equal_the_kernel_uprobe_count) {
   if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   auto builds = testdata_builds();
   if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
   int n = 0;
   for (const auto& b : builds) {
-    if (b.program == "sleeper" || b.program == "sigint" || b.program == "stress") continue;
+    if (!compare_with_kernel(b)) continue;
     if (b.label == "go1.16") {
       // Stack ABI: refused before the program starts, with its own exit status.
-      if (b.program == "makehints") {
-        auto r = run_command({gomaptrace_binary(), b.path.string()});
-        EXPECT_EQ(r.status, 107) << b.name() << r.err;
-        EXPECT_EQ(r.out, "");
-      }
+      auto r = run_command({gomaptrace_binary(), b.path.string()});
+      EXPECT_EQ(r.status, 107) << b.name() << r.err;
+      EXPECT_EQ(r.out, "");
       continue;
     }
-    // bigmap (130k hits) on the default variant of each toolchain; the rest everywhere.
-    if (b.program == "bigmap" && b.variant != "default" && b.variant != "stripped") continue;
     std::string traced_out;
     expect_hits_equal_uprobes(b, {}, {}, &traced_out);
     // The program's stdout is its own and unchanged.
@@ -141,7 +150,7 @@ TEST(trace_counts, equal_the_kernel_uprobe_count_for_every_build) {
     }
     ++n;
   }
-  EXPECT_GT(n, 0);
+  EXPECT_GT(n, 50);
 }
 
 TEST(trace_counts, stress_has_zero_difference_over_20_runs) {

@@ -11,10 +11,12 @@ mkdir -p build/demo
 
 echo
 echo "== build/gomaptrace inspect build/demo/makehints (what it reads from the binary)"
-build/gomaptrace inspect build/demo/makehints | head -12
+build/gomaptrace inspect build/demo/makehints | sed -n '1,9p;/^probes/,$p'
 echo
-echo "== build/gomaptrace --stack 3 build/demo/makehints 1000 (the trace goes to stderr)"
-build/gomaptrace --stack 3 --summary-json build/demo/summary.json build/demo/makehints 1000 >build/demo/program-output.txt
+echo "== build/gomaptrace --stack 3 --filter '^main\.' build/demo/makehints 1000"
+echo "   (the program's own maps; the trace goes to stderr, the summary counts every map)"
+build/gomaptrace --stack 3 --filter '^main\.' --summary-json build/demo/summary.json \
+  build/demo/makehints 1000 >build/demo/program-output.txt
 echo
 echo "== the program's own output (unchanged by tracing): build/demo/program-output.txt"
 head -3 build/demo/program-output.txt

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <regex>
 
 #include "gomaptrace/chrome_trace.hpp"
 #include "gomaptrace/error.hpp"
@@ -35,6 +36,7 @@ struct trace_options {
   int stack = 6;
   std::string summary_json;
   std::string chrome_trace;
+  std::string filter;
   std::optional<std::uint64_t> max_grows;
 };
 
@@ -139,9 +141,12 @@ int run_trace(const trace_options& o) {
   gt::text_event_output text(*out);
   gt::json_event_output jsonl(*out);
   gt::chrome_trace_output chrome(proc->pid());
-  gt::tee_sink sinks;
-  if (!o.quiet) sinks.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
-  if (!o.chrome_trace.empty()) sinks.add(&chrome);
+  gt::tee_sink all;
+  if (!o.quiet) all.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
+  if (!o.chrome_trace.empty()) all.add(&chrome);
+  std::optional<gt::filter_sink> filtered;
+  if (!o.filter.empty()) filtered.emplace(o.filter, all);
+  gt::event_sink& sinks = filtered ? static_cast<gt::event_sink&>(*filtered) : all;
 
   gt::process* p = proc.get();
   gt::memory_reader reader = [p](std::uint64_t addr, std::size_t len)
@@ -281,6 +286,17 @@ int main(int argc, char** argv) {
     app.add_flag("--no-summary", o.no_summary, "no summary table at exit");
     app.add_option("--summary-json", o.summary_json, "write hits, exit status and per-site figures here at exit");
     app.add_option("--chrome-trace", o.chrome_trace, "write a timeline for Perfetto / chrome://tracing here");
+    app.add_option("--filter", o.filter,
+                   "show only events whose call chain has a function matching this regex "
+                   "(e.g. '^main\\.'); counts and summaries still cover every event")
+        ->check([](const std::string& re) -> std::string {
+          try {
+            std::regex r(re);
+          } catch (const std::regex_error& e) {
+            return std::string("not a valid regular expression: ") + e.what();
+          }
+          return "";
+        });
     app.add_option("--max-grows", o.max_grows,
                    "exit with status 111 if the program grew maps more than N times");
     app.add_option("PROG", o.command, "program and its arguments");

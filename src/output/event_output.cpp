@@ -67,6 +67,18 @@ void text_event_output::on_event(const map_event& e) {
   out_.flush();
 }
 
+filter_sink::filter_sink(const std::string& regex, event_sink& next)
+    : re_(regex, std::regex::ECMAScript | std::regex::optimize), next_(next) {}
+
+void filter_sink::on_event(const map_event& e) {
+  for (const stack_frame& f : e.stack) {
+    if (std::regex_search(f.function, re_)) {
+      next_.on_event(e);
+      return;
+    }
+  }
+}
+
 void json_event_output::on_event(const map_event& e) {
   using nlohmann::json;
   auto obj = [](const std::vector<field_value>& fs) {

@@ -500,3 +500,24 @@ TEST(trace_output, max_grows_fails_a_ci_job_when_maps_grow_too_often) {
   EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "5", b->path.string()}).status, 111);
   EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "100", b->path.string()}).status, 0);
 }
+
+TEST(trace_output, chrome_trace_is_a_timeline_of_spans_per_goroutine) {
+  const testdata_build* b = find_build("concurrent", "go1.26");
+  if (!b) GTEST_SKIP() << "no go1.26 concurrent";
+  temp_dir d;
+  auto r = run_command({gomaptrace_binary(), "-q", "--chrome-trace", (d.path / "t.json").string(),
+                        b->path.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  json t = json::parse(slurp(d.path / "t.json"));
+  std::set<std::int64_t> lanes;
+  int spans = 0;
+  for (const json& e : t["traceEvents"]) {
+    if (e["ph"] == "X") {
+      ++spans;
+      EXPECT_GE(e["dur"].get<double>(), 0.0);
+    }
+    lanes.insert(e["tid"].get<std::int64_t>());
+  }
+  EXPECT_GT(spans, 10);
+  EXPECT_GE(lanes.size(), 4u);  // main plus the workers each have a lane
+}

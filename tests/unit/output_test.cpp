@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <sstream>
 
 #include "gomaptrace/chrome_trace.hpp"
@@ -142,4 +143,16 @@ TEST(chrome_trace, spans_for_timed_events_and_lanes_per_goroutine) {
   EXPECT_DOUBLE_EQ(j["traceEvents"][0]["dur"].get<double>(), 2.5);
   EXPECT_EQ(j["traceEvents"][1]["ph"], "i");
   EXPECT_EQ(j["traceEvents"][1]["tid"], -42);  // g0 work on its thread's lane
+}
+
+TEST(filter_sink, passes_only_events_whose_chain_matches) {
+  std::ostringstream s;
+  json_event_output out(s);
+  filter_sink only_main("^main\\.", out);
+  only_main.on_event(grow_event());  // has main.fill
+  map_event runtime_only = grow_event();
+  runtime_only.stack = {{0x1, "internal/godebug.parse", "/go/godebug.go", 281, false}};
+  only_main.on_event(runtime_only);
+  EXPECT_EQ(std::count(s.str().begin(), s.str().end(), '\n'), 1) << s.str();
+  EXPECT_NE(s.str().find("main.fill"), std::string::npos);
 }

@@ -153,6 +153,7 @@ TEST(filter_sink, passes_only_events_whose_chain_matches) {
   map_event runtime_only = grow_event();
   runtime_only.stack = {{0x1, "internal/godebug.parse", "/go/godebug.go", 281, false}};
   only_main.on_event(runtime_only);
-  EXPECT_EQ(std::count(s.str().begin(), s.str().end(), '\n'), 1) << s.str();
-  EXPECT_NE(s.str().find("main.fill"), std::string::npos);
+  const std::string text = s.str();
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_NE(text.find("main.fill"), std::string::npos);
 }

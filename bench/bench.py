@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Runs the gomaptrace benchmarks; called by bench/run.sh, which builds everything first.
+
+Wall times come from hyperfine (median and min..max over --runs). One more run of every
+case, outside hyperfine, counts hits and samples the tracer's peak RSS (VmHWM from
+/proc/PID/status, polled until it exits: getrusage of children would report the tracee's
+RSS whenever it is the larger of the two). Truth for hit counts comes from the kernel's
+uprobe counter (uprobe_count.c) in its own run; counts of makemap/mapassign are fixed by
+the program (GO_MAPS.md), so a count from another run is comparable.
+
+Per-hit cost is the marginal cost: (median(N) - median(N=0)) / (hits(N) - hits(N=0)) of the
+same tool, so each tool's fixed startup (reading DWARF, planting breakpoints) is not spread
+over the hits; the whole-run cost is in the slowdown column.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "out")
+BIN = os.path.join(OUT, "bin")
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def post_prologue(binary, func):
+    """(address, length) of the first instruction after FUNC's stack check, from objdump.
+
+    That is where gomaptrace, gdb and Delve put a function's breakpoint (the entry runs twice
+    when the stack grows); onestop and the uprobe go on the same instruction."""
+    out = subprocess.run(["go", "tool", "objdump", "-s", "^" + re.escape(func) + "$", binary],
+                         check=True, capture_output=True, text=True).stdout
+    insns = []
+    for line in out.splitlines():
+        f = [x.strip() for x in line.split("\t") if x.strip()]  # tab runs vary in width
+        if len(f) >= 4 and f[1].startswith("0x"):
+            insns.append((int(f[1], 16), len(f[2]) // 2, f[3]))
+    if not insns:
+        raise RuntimeError(f"{func} not found in {binary}")
+    for i, (_, _, text) in enumerate(insns[:4]):
+        if text.startswith("JBE") or text.startswith("JLS"):
+            return insns[i + 1][:2]
+    return insns[0][:2]
+
+
+def hyperfine(argv, runs, timeout):
+    """Median, min, max wall seconds of ARGV over RUNS runs (output discarded)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", dir=OUT, delete=False) as f:
+        path = f.name
+    cmd = shlex.join(["timeout", "--kill-after=5", str(timeout)] + argv)
+    try:
+        subprocess.run(["hyperfine", "-N", "--style", "none", "--runs", str(runs),
+                        "--warmup", "0", "--export-json", path, cmd],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        times = json.load(open(path))["results"][0]["times"]
+    finally:
+        os.unlink(path)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times),
+            "runs": len(times)}
+
+
+def observe(argv, timeout, first_line=None):
+    """One run of ARGV: output (stdout+stderr), wall time, peak RSS in MiB of ARGV's own
+    process, and the time to the first output line matching FIRST_LINE (a regex)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    hwm = [0]
+    done = threading.Event()
+
+    def poll():
+        status = f"/proc/{p.pid}/status"
+        while not done.is_set():
+            try:
+                for line in open(status):
+                    if line.startswith("VmHWM:"):
+                        hwm[0] = max(hwm[0], int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            done.wait(0.005)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    first = None
+    lines = []
+    killer = threading.Timer(timeout, lambda: os.killpg(p.pid, 9))
+    killer.start()
+    try:
+        for raw in p.stdout:
+            line = raw.decode(errors="replace")
+            if first is None and first_line and re.search(first_line, line):
+                first = time.perf_counter() - t0
+            lines.append(line)
+        p.wait()
+    finally:
+        killer.cancel()
+        done.set()
+        poller.join()
+    wall = time.perf_counter() - t0
+    return {"output": "".join(lines), "wall": wall, "rss_mib": hwm[0] / 1024,
+            "first_event_s": first, "status": p.returncode, "timed_out": p.returncode == -9}
+
+
+def count_hits(tool, res, summary, funcs):
+    """The tool's own count of hits on FUNCS (gomaptrace probes more; those are left out so
+    the count compares with the kernel's)."""
+    out = res["output"]
+    if tool in ("onestop", "uprobe"):
+        m = re.search(r"hits=(\d+)", out)
+        return int(m.group(1)) if m else None
+    if tool == "gdb":
+        m = re.search(r"gdb_count: total=(\d+)", out)
+        return int(m.group(1)) if m else None
+    if tool == "dlv":
+        return sum(1 for l in out.splitlines() if l.startswith("> goroutine"))
+    if tool.startswith("gomaptrace"):
+        try:
+            hits = json.load(open(summary))["hits"]
+            return sum(hits.get(f, 0) for f in funcs)
+        except (OSError, ValueError, KeyError):
+            return None
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--gomaptrace", required=True)
+    ap.add_argument("--dlv", default="")
+    ap.add_argument("--dlv-skip-reason", default="")
+    args = ap.parse_args()
+    quick = args.quick
+    runs = 2 if quick else 5
+    gm = args.gomaptrace
+    onestop = os.path.join(OUT, "onestop")
+    uprobe = os.path.join(OUT, "uprobe_count")
+    gdb_script = os.path.join(HERE, "gdb_count.py")
+    summary = os.path.join(OUT, "summary.json")
+    gdb_ok = subprocess.run(["gdb", "-nx", "-batch", "-ex", "python print(1)"],
+                            capture_output=True).returncode == 0
+
+    hot = os.path.join(BIN, "hotloop")
+    small = os.path.join(BIN, "smallmaps")
+    mixed = os.path.join(BIN, "mixed")
+    gocmd = os.path.join(OUT, "gocmd")
+
+    # What each tool traces. gomaptrace always plants every map probe (makemap*, mapassign*,
+    # growth, with returns where it reports them); dlv and gdb get only the functions the
+    # workload's count is about, so they do no more than needed.
+    fast64 = "runtime.mapassign_fast64"
+    entry_funcs = ["runtime.makemap_small", "runtime.makemap", "runtime.mapassign_fast64",
+                   "runtime.mapassign_faststr", "runtime.mapassign"]
+    workloads = {
+        # name: (binary, big Ns for fast tools, N for slow tools, functions for gdb/dlv/uprobe)
+        "hotloop": (hot, [100000] if quick else [100000, 1000000], 2000 if quick else 5000,
+                    [fast64]),
+        "smallmaps": (small, [20000] if quick else [50000], 500 if quick else 1000,
+                      entry_funcs),
+        "mixed": (mixed, [20000], 2000, entry_funcs),
+    }
+
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": quick, "runs": runs,
+               "machine": machine(), "cases": [], "startup": {}, "targets": []}
+
+    def tool_argv(tool, binary, n, funcs, sites):
+        prog = [binary, str(n)]
+        if tool == "untraced":
+            return prog
+        if tool == "uprobe":
+            return [uprobe, hex(sites[0][0])] + prog
+        if tool == "onestop":
+            return [onestop, hex(sites[0][0]), str(sites[0][1])] + prog
+        if tool == "gomaptrace":
+            return [gm, "-o", "/dev/null", "--summary-json", summary] + prog
+        if tool == "gomaptrace --stack 0":
+            return [gm, "--stack", "0", "-o", "/dev/null", "--summary-json", summary] + prog
+        if tool == "gomaptrace --events":
+            return [gm, "--events", "-o", "/dev/null", "--summary-json", summary] + prog
+        if tool == "dlv":
+            rx = "^(" + "|".join(re.escape(f) for f in funcs) + ")$"
+            return [args.dlv, "trace", "--exec", binary, rx, "--", str(n)]
+        if tool == "gdb":
+            os.environ["BENCH_GDB_BPS"] = ",".join(f"*{hex(a)}" for a, _ in sites)
+            return ["gdb", "-nx", "-batch", "-x", gdb_script, "--args"] + prog
+        raise ValueError(tool)
+
+    fast_tools = ["untraced", "gomaptrace", "gomaptrace --stack 0", "gomaptrace --events"]
+    for name, (binary, big_ns, slow_n, funcs) in workloads.items():
+        sites = [post_prologue(binary, f) for f in funcs]
+        plan = []
+        for n in [0] + big_ns:
+            for t in fast_tools:
+                # Printing every insert costs ~10x more per hit: 1e6 of them would take
+                # a quarter of an hour, and the smaller N already gives its per-hit cost.
+                if t == "gomaptrace --events" and n > 100000:
+                    continue
+                plan.append((t, n))
+            if name == "hotloop":  # one function: the floor and the kernel counter apply
+                plan += [("onestop", n), ("uprobe", n)]
+        for n in (0, slow_n):
+            plan.append(("untraced", n) if n else None)
+            if args.dlv:
+                plan.append(("dlv", n))
+            if gdb_ok:
+                plan.append(("gdb", n))
+        seen = set()
+        for item in plan:
+            if item is None or item in seen:
+                continue
+            seen.add(item)
+            tool, n = item
+            argv = tool_argv(tool, binary, n, funcs, sites)
+            slow = tool in ("dlv", "gdb")
+            timeout = 600 if slow else 300
+            log(f"{name} N={n}: {tool}")
+            obs = observe(argv, timeout)
+            if obs["timed_out"] or obs["status"] != 0:
+                log(f"  failed (status {obs['status']}): {obs['output'][-400:]}")
+                results["cases"].append({"workload": name, "n": n, "tool": tool,
+                                         "error": f"status {obs['status']}"})
+                continue
+            hits = count_hits(tool, obs, summary, funcs)
+            all_hits = None
+            if tool.startswith("gomaptrace"):
+                all_hits = sum(json.load(open(summary))["hits"].values())
+            # Slow tools repeat fewer times: their spread is small next to their cost.
+            wall = hyperfine(argv, max(2, runs // 2) if slow else runs, timeout)
+            results["cases"].append({
+                "workload": name, "n": n, "tool": tool, "argv": argv, "wall": wall,
+                "hits_counted": hits, "gomaptrace_hits_all_probes": all_hits, "tracer_rss_mib": None if tool == "untraced" else
+                round(obs["rss_mib"], 1)})
+        # Known hit counts: the kernel's uprobe counter on each traced function, per N.
+        for n in sorted({c["n"] for c in results["cases"] if c["workload"] == name}):
+            known = 0
+            for a, _ in sites:
+                o = observe([uprobe, hex(a), binary, str(n)], 120)
+                m = re.search(r"hits=(\d+)", o["output"])
+                known += int(m.group(1)) if m else 0
+            for c in results["cases"]:
+                if c["workload"] == name and c["n"] == n:
+                    c["hits_known"] = known
+
+    # Startup on the largest binary: cmd/go running `go version`.
+    st = results["startup"]
+    if os.path.exists(gocmd):
+        srun = 2 if quick else 5
+        for tool, argv, rx in [
+            ("gomaptrace", [gm, gocmd, "version"], r"\bmakemap"),
+            ("dlv", [args.dlv, "trace", "--exec", gocmd,
+                     r"^runtime\.(makemap|makemap_small)$", "--", "version"], r"^> goroutine"),
+        ]:
+            if tool == "dlv" and not args.dlv:
+                continue
+            firsts, walls, rss = [], [], []
+            for _ in range(srun):
+                o = observe(argv, 300, rx)
+                if o["first_event_s"] is None:
+                    log(f"startup {tool}: no event line: {o['output'][-400:]}")
+                    break
+                firsts.append(o["first_event_s"])
+                walls.append(o["wall"])
+                rss.append(o["rss_mib"])
+            if firsts:
+                st[tool] = {"first_event_s": stats(firsts), "wall_s": stats(walls),
+                            "rss_mib": max(rss)}
+        walls, rss = [], []
+        for _ in range(srun):
+            t0 = time.perf_counter()
+            p = subprocess.Popen([gm, "inspect", gocmd], stdout=subprocess.DEVNULL)
+            _, status, ru = os.wait4(p.pid, 0)
+            walls.append(time.perf_counter() - t0)
+            rss.append(ru.ru_maxrss / 1024)
+        st["inspect"] = {"wall_s": stats(walls), "rss_mib": max(rss)}
+        st["binary_mib"] = round(os.path.getsize(gocmd) / 2**20, 1)
+
+    derive(results, args)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(markdown(results))
+
+
+def stats(xs):
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": len(xs)}
+
+
+def machine():
+    model = ""
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": os.uname().release,
+            "load_1m_at_start": os.getloadavg()[0]}
+
+
+def derive(results, args):
+    cases = [c for c in results["cases"] if "error" not in c]
+
+    def find(w, n, t):
+        for c in cases:
+            if c["workload"] == w and c["n"] == n and c["tool"] == t:
+                return c
+        return None
+
+    for c in cases:
+        un = find(c["workload"], c["n"], "untraced")
+        base = find(c["workload"], 0, c["tool"])
+        c["slowdown"] = c["wall"]["median"] / un["wall"]["median"] if un else None
+        hits = c.get("hits_known") or c.get("hits_counted")
+        base_hits = (base.get("hits_known") or base.get("hits_counted") or 0) if base else 0
+        c["us_per_hit"] = None
+        if c["tool"] != "untraced" and c["n"] and base and hits and hits > base_hits:
+            c["us_per_hit"] = (c["wall"]["median"] - base["wall"]["median"]) / (
+                hits - base_hits) * 1e6
+    for c in cases:
+        floor = find(c["workload"], c["n"], "onestop")
+        c["floor_ratio"] = (c["us_per_hit"] / floor["us_per_hit"]
+                            if floor and floor.get("us_per_hit") and c.get("us_per_hit")
+                            else None)
+
+    t = results["targets"]
+
+    def target(what, value, limit, ok, unit=""):
+        t.append({"target": what, "measured": value, "limit": limit, "unit": unit,
+                  "result": "n/a" if value is None else ("PASS" if ok(value) else "MISS")})
+
+    gm_hot = [c for c in cases if c["workload"] == "hotloop" and c["n"] and
+              c["tool"] == "gomaptrace"]
+    for c in gm_hot:
+        target(f"gomaptrace per hit / one-stop floor (hotloop N={c['n']})", c["floor_ratio"],
+               "<= 1.5", lambda v: v <= 1.5, "x")
+    # Per-hit ratios against the slow tools use gomaptrace's figure at the largest N.
+    gm_ref = gm_hot[-1]["us_per_hit"] if gm_hot else None
+    for tool, limit in (("dlv", 100), ("gdb", 10)):
+        slow = [c for c in cases if c["workload"] == "hotloop" and c["n"] and c["tool"] == tool]
+        v = slow[0]["us_per_hit"] / gm_ref if slow and gm_ref and slow[0]["us_per_hit"] else None
+        target(f"{tool} per hit / gomaptrace per hit (hotloop)", v, f">= {limit}",
+               lambda v, l=limit: v >= l, "x")
+    st = results["startup"]
+    g, d = st.get("gomaptrace"), st.get("dlv")
+    target("dlv / gomaptrace time to first event (cmd/go)",
+           d["first_event_s"]["median"] / g["first_event_s"]["median"] if g and d else None,
+           ">= 5", lambda v: v >= 5, "x")
+    target("gomaptrace / dlv tracer peak RSS (cmd/go)",
+           g["rss_mib"] / d["rss_mib"] if g and d else None, "<= 0.25", lambda v: v <= 0.25,
+           "x")
+    i = st.get("inspect")
+    target("gomaptrace inspect cmd/go wall", i["wall_s"]["median"] if i else None, "< 0.3",
+           lambda v: v < 0.3, "s")
+    target("gomaptrace inspect cmd/go peak RSS", i["rss_mib"] if i else None, "< 100",
+           lambda v: v < 100, "MiB")
+    if not args.dlv:
+        results["dlv_skipped"] = args.dlv_skip_reason or "dlv not available"
+
+
+def fmt(v, spec):
+    return "–" if v is None else format(v, spec)
+
+
+def markdown(r):
+    m = r["machine"]
+    out = [f"Run {r['date']}{' (--quick)' if r['quick'] else ''}: {m['nproc']} CPUs, "
+           f"{m['cpu']}, Linux {m['kernel']}, load {m['load_1m_at_start']:.2f} at start; "
+           f"wall = median [min–max] of {r['runs']} hyperfine runs (dlv, gdb: fewer).", ""]
+    out.append("| workload | N | tool | wall ms | slowdown | hits counted / known | "
+               "µs per hit | × floor | tracer RSS MiB |")
+    out.append("|---|---:|---|---|---:|---|---:|---:|---:|")
+    for c in r["cases"]:
+        if "error" in c:
+            out.append(f"| {c['workload']} | {c['n']} | {c['tool']} | {c['error']} "
+                       f"| | | | | |")
+            continue
+        if c["n"] == 0 and c["tool"] != "untraced":
+            continue  # baselines for the per-hit slope; in results.json
+        w = c["wall"]
+        wall = f"{w['median']*1e3:.0f} [{w['min']*1e3:.0f}–{w['max']*1e3:.0f}]"
+        hits = f"{fmt(c.get('hits_counted'), 'd')} / {fmt(c.get('hits_known'), 'd')}"
+        if c["tool"] == "untraced":
+            hits = f"– / {fmt(c.get('hits_known'), 'd')}"
+        out.append(f"| {c['workload']} | {c['n']} | {c['tool']} | {wall} | "
+                   f"{fmt(c.get('slowdown'), '.1f')} | {hits} | {fmt(c.get('us_per_hit'), '.2f')}"
+                   f" | {fmt(c.get('floor_ratio'), '.2f')} | {fmt(c.get('tracer_rss_mib'), '.1f')} |")
+    st = r["startup"]
+    if st:
+        out += ["", f"Startup on cmd/go ({st.get('binary_mib')} MiB, `go version`), median of "
+                "runs:", "", "| tool | first event s | whole run s | tracer peak RSS MiB |",
+                "|---|---:|---:|---:|"]
+        for tool in ("gomaptrace", "dlv"):
+            if tool in st:
+                s = st[tool]
+                out.append(f"| {tool} | {s['first_event_s']['median']:.3f} | "
+                           f"{s['wall_s']['median']:.3f} | {s['rss_mib']:.1f} |")
+        if "inspect" in st:
+            out.append(f"| gomaptrace inspect | – | {st['inspect']['wall_s']['median']:.3f} | "
+                       f"{st['inspect']['rss_mib']:.1f} |")
+    out += ["", "| target | measured | limit | result |", "|---|---:|---|---|"]
+    for t in r["targets"]:
+        v = "–" if t["measured"] is None else f"{t['measured']:.3g}{t['unit']}"
+        out.append(f"| {t['target']} | {v} | {t['limit']}{t['unit']} | {t['result']} |")
+    if r.get("dlv_skipped"):
+        out += ["", f"dlv skipped: {r['dlv_skipped']}"]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+module gomaptrace/bench/workloads
+
+go 1.23

@@ -5,6 +5,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,7 @@ struct run_outcome {
   std::optional<int> exit_status;    // the program's, or 128+signal
   std::optional<int> signal;         // when killed by a signal
   std::uint64_t duration_ns = 0;
+  std::vector<std::string> warnings;  // what may make the figures incomplete
 };
 
 nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run);

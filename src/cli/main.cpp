@@ -6,7 +6,9 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -52,15 +54,22 @@ void on_stop_signal(int sig, siginfo_t* info, void*) {
   gt::process::request_stop();
 }
 
+// Every signal whose default action would kill gomaptrace: dying while attached would leave
+// int3s in the program (the kernel detaches it without restoring them), so each one stops the
+// trace cleanly instead. Installed after launch, so the program inherits no SIG_IGN from us.
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_sigaction = on_stop_signal;
   sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid must return EINTR
   sigemptyset(&sa.sa_mask);
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGXCPU,
+                SIGXFSZ}) {
+    sigaction(s, &sa, nullptr);
+  }
+  signal(SIGPIPE, SIG_IGN);  // a closed trace pipe must not kill us mid-trace
 }
 
+// The exact file that will be executed: the binary analysed must be the one that runs.
 std::filesystem::path resolve_program(const std::string& prog) {
   if (prog.find('/') != std::string::npos) return prog;
   // Like a shell: search PATH for a bare name.
@@ -76,7 +85,30 @@ std::filesystem::path resolve_program(const std::string& prog) {
       p.remove_prefix(colon + 1);
     }
   }
-  return prog;
+  throw gt::fatal_error(gt::exit_code::file_not_found,
+                        fmt::format("{}: no such file in PATH", prog));
+}
+
+// -p takes a process; a thread id of it means the whole process (its thread group).
+int thread_group_of(int pid) {
+  std::ifstream status(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("Tgid:")) return std::stoi(line.substr(5));
+  }
+  return pid;  // gone or unreadable: attach reports it
+}
+
+// Output files are opened before the program starts: a typo must not cost a whole run.
+std::unique_ptr<std::ofstream> open_output(const std::string& path, const char* option) {
+  if (path.empty()) return nullptr;
+  auto f = std::make_unique<std::ofstream>(path);
+  if (!*f) {
+    throw gt::fatal_error(gt::exit_code::permission_denied,
+                          fmt::format("{} {}: cannot open for writing: {}", option, path,
+                                      std::strerror(errno)));
+  }
+  return f;
 }
 
 std::filesystem::path exe_of(int pid) {
@@ -111,42 +143,44 @@ std::uint64_t now_ns() {
 
 int run_trace(const trace_options& o) {
   const bool attach = o.pid != 0;
-  std::filesystem::path prog = attach ? exe_of(o.pid) : resolve_program(o.command.at(0));
+  const int pid = attach ? thread_group_of(o.pid) : 0;
+  std::filesystem::path prog = attach ? exe_of(pid) : resolve_program(o.command.at(0));
   auto bin = gt::go_binary::open(prog);
   std::string why;
   if (!bin->traceable(&why)) throw gt::fatal_error(gt::exit_code::unsupported_go, why);
-
-  std::ofstream file_out;
-  std::ostream* out = &std::cerr;
-  if (!o.output.empty()) {
-    file_out.open(o.output);
-    if (!file_out) {
-      throw gt::fatal_error(gt::exit_code::permission_denied,
-                            fmt::format("-o {}: cannot open for writing", o.output));
+  if (o.max_grows && !gt::map_tracer::can_count_grows(*bin)) {
+    throw gt::fatal_error(gt::exit_code::trace_failed,
+                          fmt::format("{}: --max-grows: the binary has no growth function to probe",
+                                      prog.string()));
+  }
+  std::vector<std::string> warnings;
+  for (const gt::resolved_probe& p : bin->probes()) {
+    if (!p.inlined_into.empty()) {
+      warnings.push_back(fmt::format("{} is inlined into {} function(s); calls there are not seen",
+                                     p.symbol, p.inlined_into.size()));
     }
-    out = &file_out;
   }
 
-  install_signal_handlers();
+  auto file_out = open_output(o.output, "-o");
+  auto summary_out = open_output(o.summary_json, "--summary-json");
+  auto chrome_out = open_output(o.chrome_trace, "--chrome-trace");
+  std::ostream& out = file_out ? *file_out : std::cerr;
+
   std::unique_ptr<gt::process> proc;
   if (attach) {
-    proc = gt::process::attach(o.pid);
+    proc = gt::process::attach(pid);
   } else {
-    std::vector<std::string> args(o.command.begin(), o.command.end());
-    proc = gt::process::launch(prog, args);
+    proc = gt::process::launch(prog, o.command);
   }
-  const std::uint64_t bias =
-      bin->elf().is_pie() ? proc->auxv_entry() - bin->elf().entry().value() : 0;
+  install_signal_handlers();
+  const std::uint64_t bias = bin->elf().is_pie() ? proc->load_bias(bin->elf().entry()) : 0;
 
-  gt::text_event_output text(*out);
-  gt::json_event_output jsonl(*out);
+  gt::text_event_output text(out);
+  gt::json_event_output jsonl(out);
   gt::chrome_trace_output chrome(proc->pid());
-  gt::tee_sink all;
-  if (!o.quiet) all.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
-  if (!o.chrome_trace.empty()) all.add(&chrome);
-  std::optional<gt::filter_sink> filtered;
-  if (!o.filter.empty()) filtered.emplace(o.filter, all);
-  gt::event_sink& sinks = filtered ? static_cast<gt::event_sink&>(*filtered) : all;
+  gt::tee_sink sinks;
+  if (!o.quiet) sinks.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
+  if (chrome_out) sinks.add(&chrome);
 
   gt::process* p = proc.get();
   gt::memory_reader reader = [p](std::uint64_t addr, std::size_t len)
@@ -158,12 +192,8 @@ int run_trace(const trace_options& o) {
   gt::tracer_options topts;
   topts.stack_depth = o.stack;
   topts.all_events = o.events;
+  if (!o.filter.empty()) topts.filter = std::regex(o.filter, std::regex::optimize);
   gt::map_tracer tracer(*bin, bias, reader, topts, sinks);
-  if (o.max_grows && !tracer.can_count_grows()) {
-    throw gt::fatal_error(gt::exit_code::trace_failed,
-                          fmt::format("{}: --max-grows: the binary has no growth function to probe",
-                                      prog.string()));
-  }
 
   // Breakpoint site ids from the debugger map back to the tracer's requests.
   std::unordered_map<std::uint64_t, std::size_t> request_of_site;
@@ -176,7 +206,11 @@ int run_trace(const trace_options& o) {
                                         prog.string(), reqs[i].addr.value(),
                                         bin->probes()[reqs[i].probe].symbol, id.error()));
     }
-    request_of_site[*id] = i;
+    if (!request_of_site.emplace(*id, i).second) {
+      throw gt::fatal_error(gt::exit_code::trace_failed,
+                            fmt::format("{}: two probes share the address {:#x}", prog.string(),
+                                        reqs[i].addr.value()));
+    }
   }
 
   const std::uint64_t start = now_ns();
@@ -186,15 +220,25 @@ int run_trace(const trace_options& o) {
   outcome.map_impl = std::string(gt::to_string(bin->impl()));
   outcome.pid = proc->pid();
   outcome.attached = attach;
+  outcome.warnings = warnings;
 
+  // The handler runs while the hitting thread sits on its breakpoint: whatever goes wrong in
+  // decoding or printing one hit is recorded, never thrown through the debugger, which must
+  // always get to move the thread on.
+  std::uint64_t handler_errors = 0;
+  std::string first_handler_error;
   auto handler = [&](const gt::breakpoint_hit& hit) {
-    gt::hit_context ctx;
-    ctx.tid = hit.tid;
-    ctx.time_ns = now_ns() - start;
-    const gt::registers& r = hit.regs;
-    ctx.regs = {r.rip(), r.rsp(), r.rbp(), r.r14(), r.rax(), r.rbx(), r.rcx(),
-                r.rdi(), r.rsi(), r.r8(),  r.r9(),  r.r10(), r.r11()};
-    tracer.on_hit(request_of_site.at(hit.id), ctx);
+    try {
+      gt::hit_context ctx;
+      ctx.tid = hit.tid;
+      ctx.time_ns = now_ns() - start;
+      const gt::registers& r = hit.regs;
+      ctx.regs = {r.rip(), r.rsp(), r.rbp(), r.r14(), r.rax(), r.rbx(), r.rcx(),
+                  r.rdi(), r.rsi(), r.r8(),  r.r9(),  r.r10(), r.r11()};
+      tracer.on_hit(request_of_site.at(hit.id), ctx);
+    } catch (const std::exception& e) {
+      if (handler_errors++ == 0) first_handler_error = e.what();
+    }
   };
 
   for (;;) {
@@ -219,26 +263,16 @@ int run_trace(const trace_options& o) {
     if (sig && !g_stop_from_kernel) ::kill(proc->pid(), sig);
   }
   outcome.duration_ns = now_ns() - start;
+  if (handler_errors) {
+    outcome.warnings.push_back(fmt::format("{} hit(s) could not be decoded; the first: {}",
+                                           handler_errors, first_handler_error));
+  }
 
   const gt::trace_stats& stats = tracer.stats();
-  if (!o.no_summary) gt::write_summary_text(*out, stats, outcome);
-  out->flush();
-  if (!o.summary_json.empty()) {
-    std::ofstream sj(o.summary_json);
-    if (!sj) {
-      throw gt::fatal_error(gt::exit_code::permission_denied,
-                            fmt::format("--summary-json {}: cannot open for writing", o.summary_json));
-    }
-    sj << gt::summary_json(stats, outcome).dump(2) << '\n';
-  }
-  if (!o.chrome_trace.empty()) {
-    std::ofstream ct(o.chrome_trace);
-    if (!ct) {
-      throw gt::fatal_error(gt::exit_code::permission_denied,
-                            fmt::format("--chrome-trace {}: cannot open for writing", o.chrome_trace));
-    }
-    chrome.write(ct);
-  }
+  if (!o.no_summary) gt::write_summary_text(out, stats, outcome);
+  out.flush();
+  if (summary_out) *summary_out << gt::summary_json(stats, outcome).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  if (chrome_out) chrome.write(*chrome_out);
   int status = outcome.exit_status.value_or(0);
   if (status == 0 && o.max_grows && stats.grows > *o.max_grows) {
     std::cerr << fmt::format("gomaptrace: {} map grows, more than --max-grows {}\n", stats.grows,
@@ -274,7 +308,9 @@ int main(int argc, char** argv) {
         "  gomaptrace inspect [--json] BINARY    show what is known about a binary",
         "gomaptrace"};
     trace_options o;
-    app.prefix_command();  // everything after PROG belongs to the program
+    // The first positional is PROG; it and every argument after it, dashes or not, belong
+    // to the program (CLI11 hands them over untouched through remaining()).
+    app.prefix_command();
     app.add_option("-p,--pid", o.pid, "attach to this process instead of launching one");
     app.add_option("-o,--output", o.output, "write the trace here instead of stderr");
     app.add_flag("--json", o.json, "events as JSON Lines");
@@ -299,9 +335,12 @@ int main(int argc, char** argv) {
         });
     app.add_option("--max-grows", o.max_grows,
                    "exit with status 111 if the program grew maps more than N times");
-    app.add_option("PROG", o.command, "program and its arguments");
+    app.footer(
+        "Everything from PROG on is the program's own command line, options included:\n"
+        "  gomaptrace -q ./server --port 80");
     try {
       app.parse(argc, argv);
+      o.command = app.remaining();
       if (o.pid == 0 && o.command.empty()) throw CLI::RequiredError("PROG or -p PID");
       if (o.pid != 0 && !o.command.empty()) {
         throw CLI::ValidationError("-p", "give either PROG or -p PID, not both");

@@ -57,6 +57,7 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
   j["events"] = stats.events;
   j["unmatched_returns"] = stats.unmatched_returns;
   j["read_errors"] = stats.read_errors;
+  j["warnings"] = run.warnings;
   json sites = json::array();
   for (const site_stats* st : sites_by_maps(stats)) {
     percentiles p = compute(st->init_ns);
@@ -112,6 +113,7 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
   for (const auto& [sym, n] : stats.hits)
     if (n) out << ' ' << sym << '=' << n;
   out << '\n';
+  for (const std::string& w : run.warnings) out << "  warning: " << w << '\n';
   if (stats.unmatched_returns || stats.read_errors) {
     out << fmt::format("  note: {} returns without a seen entry, {} unreadable memory reads\n",
                        stats.unmatched_returns, stats.read_errors);

@@ -3,7 +3,6 @@
 // Event printers: human text and JSON Lines, each over a std::ostream so tests compare
 // strings. They never touch the tracee.
 #include <ostream>
-#include <regex>
 #include <string>
 
 #include "gomaptrace/map_tracer.hpp"
@@ -40,18 +39,6 @@ class tee_sink : public event_sink {
 
  private:
   std::vector<event_sink*> sinks_;
-};
-
-// Passes on only events whose call chain has a function matching a regular expression
-// (e.g. "^main\\." for the program's own maps, not the runtime's). Counts are unaffected.
-class filter_sink : public event_sink {
- public:
-  filter_sink(const std::string& regex, event_sink& next);
-  void on_event(const map_event& e) override;
-
- private:
-  std::regex re_;
-  event_sink& next_;
 };
 
 std::string format_duration(std::uint64_t ns);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,8 +45,11 @@ class event_sink {
 };
 
 struct tracer_options {
-  int stack_depth = 6;
+  int stack_depth = 6;      // frames printed per event
   bool all_events = false;  // print every insert, growWork and evacuate too
+  // Hand on only events whose call chain has a matching function (--filter). Matched against
+  // the whole chain, not just the printed frames; counts and sites cover every event.
+  std::optional<std::regex> filter;
 };
 
 // Per creation site (the first caller outside the runtime), for summaries.
@@ -79,8 +83,8 @@ class map_tracer {
   const std::vector<breakpoint_request>& breakpoints() const { return requests_; }
   void on_hit(std::size_t request, const hit_context& ctx);
   const trace_stats& stats() const { return stats_; }
-  // True when the probe set can count growth (needed by --max-grows).
-  bool can_count_grows() const;
+  // True when the binary has a growth function to probe (needed by --max-grows).
+  static bool can_count_grows(const go_binary& bin);
 
  private:
   struct pending_call {

@@ -33,7 +33,7 @@ void chrome_trace_output::on_event(const map_event& e) {
 
 void chrome_trace_output::write(std::ostream& out) const {
   nlohmann::json doc = {{"traceEvents", events_}, {"displayTimeUnit", "ns"}};
-  out << doc.dump() << '\n';
+  out << doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
 }
 
 }  // namespace gomaptrace

@@ -67,18 +67,6 @@ void text_event_output::on_event(const map_event& e) {
   out_.flush();
 }
 
-filter_sink::filter_sink(const std::string& regex, event_sink& next)
-    : re_(regex, std::regex::ECMAScript | std::regex::optimize), next_(next) {}
-
-void filter_sink::on_event(const map_event& e) {
-  for (const stack_frame& f : e.stack) {
-    if (std::regex_search(f.function, re_)) {
-      next_.on_event(e);
-      return;
-    }
-  }
-}
-
 void json_event_output::on_event(const map_event& e) {
   using nlohmann::json;
   auto obj = [](const std::vector<field_value>& fs) {
@@ -108,7 +96,8 @@ void json_event_output::on_event(const map_event& e) {
     st.push_back(std::move(fr));
   }
   j["stack"] = std::move(st);
-  out_ << j.dump() << '\n';
+  // Type names and paths come from the tracee's memory: never let one bad byte throw.
+  out_ << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
 }
 
 }  // namespace gomaptrace

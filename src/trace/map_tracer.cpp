@@ -60,6 +60,10 @@ std::uint64_t extract(const std::vector<std::byte>& b, const field_layout& f) {
   return v;
 }
 
+// Frames walked per event whatever --stack prints: enough to get from runtime internals to
+// the program's creation site, and for --filter to see the program's functions.
+constexpr int unwind_depth = 24;
+
 bool is_runtime_frame(const std::string& fn) {
   return fn.starts_with("runtime.") || fn.starts_with("internal/runtime/");
 }
@@ -82,8 +86,8 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
   if (auto t = bin_.types_base()) types_base_ = t->value() + bias_;
 }
 
-bool map_tracer::can_count_grows() const {
-  return std::any_of(bin_.probes().begin(), bin_.probes().end(),
+bool map_tracer::can_count_grows(const go_binary& bin) {
+  return std::any_of(bin.probes().begin(), bin.probes().end(),
                      [](const resolved_probe& p) { return counts_as_grow(p); });
 }
 
@@ -225,9 +229,9 @@ std::vector<stack_frame> map_tracer::unwind(const hit_regs& r) {
   // still the caller's frame pointer: walk the rbp chain from there. The first frames almost
   // always lie within a couple of KiB above rsp, so one read of that window replaces a
   // dozen small ones (each a syscall) on the hot creation path.
+  // Deeper than what is printed: the creation site and --filter look past the printed frames.
   std::vector<stack_frame> out;
-  const std::size_t depth = static_cast<std::size_t>(std::max(opts_.stack_depth, 0));
-  if (depth == 0) return out;
+  const std::size_t depth = static_cast<std::size_t>(std::max(opts_.stack_depth, unwind_depth));
   constexpr std::uint64_t window = 2048, page = 4096;
   std::vector<std::byte> win;
   std::uint64_t win_lo = r.rsp;
@@ -287,6 +291,18 @@ map_event map_tracer::base_event(const resolved_probe& p, const hit_context& ctx
 
 void map_tracer::emit(map_event& e, bool high_volume) {
   if (high_volume && !opts_.all_events) return;
+  if (opts_.filter) {
+    bool match = false;
+    for (const stack_frame& f : e.stack) {
+      if (std::regex_search(f.function, *opts_.filter)) {
+        match = true;
+        break;
+      }
+    }
+    if (!match) return;
+  }
+  if (e.stack.size() > static_cast<std::size_t>(std::max(opts_.stack_depth, 0)))
+    e.stack.resize(static_cast<std::size_t>(std::max(opts_.stack_depth, 0)));
   ++stats_.events;
   sink_.on_event(e);
 }

@@ -144,16 +144,3 @@ TEST(chrome_trace, spans_for_timed_events_and_lanes_per_goroutine) {
   EXPECT_EQ(j["traceEvents"][1]["ph"], "i");
   EXPECT_EQ(j["traceEvents"][1]["tid"], -42);  // g0 work on its thread's lane
 }
-
-TEST(filter_sink, passes_only_events_whose_chain_matches) {
-  std::ostringstream s;
-  json_event_output out(s);
-  filter_sink only_main("^main\\.", out);
-  only_main.on_event(grow_event());  // has main.fill
-  map_event runtime_only = grow_event();
-  runtime_only.stack = {{0x1, "internal/godebug.parse", "/go/godebug.go", 281, false}};
-  only_main.on_event(runtime_only);
-  const std::string text = s.str();
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
-  EXPECT_NE(text.find("main.fill"), std::string::npos);
-}

@@ -189,7 +189,9 @@ const elf_section* elf_file::find_section(std::string_view name) const {
 
 const elf_section* elf_file::section_at(file_addr addr) const {
   for (const auto& s : sections_) {
-    if (!(s.flags & SHF_ALLOC) || s.size == 0) continue;
+    // .tbss is an ALLOC template that overlaps the sections after it in externally linked
+    // binaries: it describes no bytes at that address.
+    if (!(s.flags & SHF_ALLOC) || (s.flags & SHF_TLS) || s.size == 0) continue;
     if (addr >= s.addr && addr.value() - s.addr.value() < s.size) return &s;
   }
   return nullptr;

@@ -14,9 +14,10 @@ const ZydisDecoder& decoder() {
   return d;
 }
 
-bool is_r14_stackguard(const ZydisDecodedOperand& op) {
-  // [r14+0x10] is g.stackguard0 in every regabi release.
-  return op.type == ZYDIS_OPERAND_TYPE_MEMORY && op.mem.base == ZYDIS_REGISTER_R14 &&
+// [g+0x10] is g.stackguard0. Under the register ABI g lives in r14; the stack ABI (Go 1.16)
+// first loads it from thread-local storage: mov rcx, fs:[-8].
+bool is_stackguard(const ZydisDecodedOperand& op, ZydisRegister g_reg) {
+  return op.type == ZYDIS_OPERAND_TYPE_MEMORY && op.mem.base == g_reg &&
          op.mem.index == ZYDIS_REGISTER_NONE && op.mem.disp.has_displacement &&
          op.mem.disp.value == 0x10;
 }
@@ -66,17 +67,25 @@ std::vector<x86_insn> decode_linear(std::span<const std::byte> code, file_addr s
 
 file_addr after_stack_check(const std::vector<x86_insn>& insns, std::span<const std::byte> code,
                             file_addr entry) {
-  // Look at the first three instructions only: the check is always at the very start.
+  // The check opens the function: cmp rsp,[r14+0x10]; or lea r12,[rsp-N] first; or, for
+  // huge frames, mov r12,rsp; sub r12,N; jb; cmp r12,[r14+0x10]. Eight instructions cover all.
   ZydisDecodedInstruction in;
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-  for (std::size_t i = 0; i < insns.size() && i < 3; ++i) {
+  ZydisRegister g_reg = ZYDIS_REGISTER_R14;
+  for (std::size_t i = 0; i < insns.size() && i < 8; ++i) {
     std::size_t off = static_cast<std::size_t>(insns[i].addr - entry);
     if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder(), code.data() + off, code.size() - off,
                                              &in, ops))) {
       break;
     }
+    if (in.mnemonic == ZYDIS_MNEMONIC_MOV && in.operand_count_visible == 2 &&
+        ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER && ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+        ops[1].mem.segment == ZYDIS_REGISTER_FS) {
+      g_reg = ops[0].reg.value;
+      continue;
+    }
     if (in.mnemonic == ZYDIS_MNEMONIC_CMP && in.operand_count_visible == 2 &&
-        is_r14_stackguard(ops[1]) && i + 1 < insns.size() &&
+        (is_stackguard(ops[0], g_reg) || is_stackguard(ops[1], g_reg)) && i + 1 < insns.size() &&
         insns[i + 1].kind == insn_kind::jcc) {
       const x86_insn& j = insns[i + 1];
       return j.addr + j.length;

@@ -47,13 +47,23 @@ std::map<std::string, objdump_func> objdump(const std::filesystem::path& bin) {
     for (std::size_t i = 0; i < insns.size(); ++i) {
       if (insns[i].second.starts_with("RET")) f.rets.push_back(insns[i].first);
     }
-    // CMPQ SP, 0x10(R14) or LEAQ -N(SP), R12; CMPQ R12, 0x10(R14); then JBE/JLS.
-    for (std::size_t i = 0; i + 2 < insns.size() && i < 3; ++i) {
-      if (insns[i].second.find("0x10(R14)") != std::string::npos &&
-          insns[i].second.starts_with("CMPQ") &&
-          (insns[i + 1].second.starts_with("JBE") || insns[i + 1].second.starts_with("JLS") ||
-           insns[i + 1].second.starts_with("JB") || insns[i + 1].second.starts_with("JCS"))) {
-        f.after_check = insns[i + 2].first;
+    // The stack check, found independently of the tool: the conditional jump whose target
+    // block calls runtime.morestack*; the breakpoint belongs right after it.
+    std::map<std::uint64_t, std::size_t> index_of;
+    for (std::size_t i = 0; i < insns.size(); ++i) index_of[insns[i].first] = i;
+    for (std::size_t i = 0; i + 1 < insns.size() && !f.after_check; ++i) {
+      const std::string& a = insns[i].second;
+      if (!a.starts_with("J") || a.starts_with("JMP")) continue;
+      auto sp = a.find(" 0x");
+      if (sp == std::string::npos) continue;
+      auto t = index_of.find(std::stoull(a.substr(sp + 1), nullptr, 16));
+      if (t == index_of.end()) continue;
+      for (std::size_t k = t->second; k < insns.size() && k < t->second + 16; ++k) {
+        if (insns[k].second.starts_with("CALL runtime.morestack")) {
+          f.after_check = insns[i + 1].first;
+          break;
+        }
+        if (insns[k].second.starts_with("JMP") || insns[k].second.starts_with("RET")) break;
       }
     }
     if (!f.after_check) f.after_check = f.entry;
@@ -144,14 +154,17 @@ TEST(inspect, text_output_names_version_impl_and_probes) {
 }
 
 TEST(inspect, pie_reports_file_addresses) {
+  int checked = 0;
   for (const auto& b : testdata_builds("makehints")) {
     if (b.variant != "pie") continue;
+    ++checked;
     auto r = run_command({gomaptrace_binary(), "inspect", "--json", b.path.string()});
     ASSERT_EQ(r.status, 0) << r.err;
     json j = json::parse(r.out);
     EXPECT_TRUE(j["pie"].get<bool>()) << b.name();
     EXPECT_FALSE(j["types_base"].is_null()) << b.name();
   }
+  if (checked == 0) GTEST_SKIP() << "no pie builds";
 }
 
 namespace {

@@ -59,6 +59,18 @@ pid_t wait_for(pid_t who, int* raw) {
   }
 }
 
+// Whether SIGTRAP is queued for the thread but not yet taken (SigPnd in its status).
+bool sigtrap_pending(pid_t pid, pid_t tid) {
+  std::ifstream status(fmt::format("/proc/{}/task/{}/status", pid, tid));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("SigPnd:")) {
+      return (std::stoull(line.substr(7), nullptr, 16) >> (SIGTRAP - 1)) & 1;
+    }
+  }
+  return false;
+}
+
 bool get_regs(pid_t tid, user_regs_struct& r) {
   return pt_ok(PTRACE_GETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r));
 }
@@ -780,6 +792,27 @@ void process::detach() {
   if (finished_ || detached_) return;
   stop_all(nullptr);
   if (finished_) return;
+  // Job-control traps are taken before queued signals, so a thread can report its
+  // interrupt-stop right after executing an int3, its SIGTRAP still queued. Let it take that
+  // SIGTRAP now (an unreported hit) rather than have PTRACE_DETACH hand it to a program with
+  // no tracer, which would die of it.
+  std::vector<pid_t> tids;
+  for (const auto& [tid, th] : threads_) tids.push_back(tid);
+  for (pid_t tid : tids) {
+    auto it = threads_.find(tid);
+    if (it == threads_.end()) continue;
+    thread_state& th = it->second;
+    if (th.gone || th.exiting || !th.stopped || th.group_stop || th.resume_sig) continue;
+    user_regs_struct r;
+    if (!get_regs(tid, r) || !site_at(virt_addr(r.rip - 1)) || !sigtrap_pending(pid_, tid)) {
+      continue;
+    }
+    if (!pt_ok(PTRACE_CONT, tid)) continue;
+    th.stopped = false;
+    int raw;
+    wait_for(tid, &raw);
+    if (on_wait(tid, raw, nullptr, false) || finished_) return;
+  }
   for (auto& s : sites_) (void)write_memory(s.addr, std::span<const std::byte>(&s.original, 1));
   // Held signals are delivered by PTRACE_DETACH, which needs the siginfo of the stop.
   std::unordered_map<pid_t, siginfo_t> infos;

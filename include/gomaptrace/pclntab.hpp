@@ -3,6 +3,7 @@
 // Go's own symbol table, .gopclntab: it survives `-ldflags=-s -w` and maps every PC to its
 // function, file and line, including inlined calls (src/runtime/symtab.go, symtabinl.go).
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -62,6 +63,9 @@ class pclntab {
   // Functions whose body contains an inlined copy of `name` (from the inline trees), to warn
   // that a breakpoint on the out-of-line body would miss those calls. Sorted, no duplicates.
   std::vector<std::string> inlined_into(std::string_view name) const;
+  // The same for several names in one walk over the inline trees (sorted, unique per name).
+  std::map<std::string, std::vector<std::string>> inlined_into(
+      const std::vector<std::string>& names) const;
 
  private:
   pclntab(const elf_file& elf) : elf_(elf) {}

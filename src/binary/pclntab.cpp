@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "gomaptrace/error.hpp"
@@ -370,7 +371,15 @@ std::vector<source_frame> pclntab::symbolize(file_addr pc) const {
 }
 
 std::vector<std::string> pclntab::inlined_into(std::string_view name) const {
-  std::set<std::string> out;
+  return inlined_into(std::vector<std::string>{std::string(name)}).begin()->second;
+}
+
+std::map<std::string, std::vector<std::string>> pclntab::inlined_into(
+    const std::vector<std::string>& names) const {
+  // One walk over every function's inline tree answers all names: the walk is what costs
+  // (a large binary has tens of thousands of functions).
+  const std::set<std::string, std::less<>> wanted(names.begin(), names.end());
+  std::map<std::string, std::set<std::string>> found;
   for (const auto& f : funcs_) {
     auto r = record(f);
     if (!r || pcdata_inl_tree_index >= r->npcdata) continue;
@@ -392,16 +401,20 @@ std::vector<std::string> pclntab::inlined_into(std::string_view name) const {
       if (!done.insert(ix).second || done.size() > 100000) continue;
       auto call = inline_entry(*tree, ix);
       if (!call) continue;
-      if (name_at(call->name_off) == name) {
-        out.insert(f.name);
-        break;
+      if (auto it = wanted.find(name_at(call->name_off)); it != wanted.end()) {
+        found[*it].insert(f.name);
       }
       if (auto parent = pcvalue(*table, r->entry, r->entry + call->parent_pc);
           parent && *parent >= 0)
         todo.push_back(*parent);
     }
   }
-  return {out.begin(), out.end()};
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& n : names) {
+    const auto& callers = found[n];
+    out[n] = {callers.begin(), callers.end()};
+  }
+  return out;
 }
 
 }  // namespace gomaptrace

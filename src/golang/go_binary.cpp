@@ -161,9 +161,12 @@ void go_binary::resolve_probes() {
     for (const x86_insn& in : insns) {
       if (in.kind == insn_kind::ret) p.returns.push_back(in.addr);
     }
-    p.inlined_into = pcln_->inlined_into(spec.symbol);
     probes_.push_back(std::move(p));
   }
+  std::vector<std::string> names;
+  for (const resolved_probe& p : probes_) names.push_back(p.symbol);
+  auto inlined = pcln_->inlined_into(names);
+  for (resolved_probe& p : probes_) p.inlined_into = std::move(inlined[p.symbol]);
 }
 
 bool go_binary::traceable(std::string* why) const {

@@ -158,7 +158,9 @@ void pclntab::locate_moduledata() {
     if (auto v = elf_.read_u64(*md + 22 * 8); v && in_exec(*v)) md_text = *v;
     // rodata then gofunc follow a version-dependent run of fields (covctrs in 1.20,
     // typedesclen and itab bounds in 1.27): take the last word equal to the .rodata address.
-    if (const elf_section* ro = elf_.find_section(".rodata")) {
+    // Go 1.16/1.17 have no gofunc: their funcdata are absolute pointers.
+    const elf_section* ro = magic_ == magic_go116 ? nullptr : elf_.find_section(".rodata");
+    if (ro) {
       for (unsigned i = 24; i < 64; ++i) {
         auto v = elf_.read_u64(*md + i * 8);
         auto next = elf_.read_u64(*md + (i + 1) * 8);
@@ -168,7 +170,7 @@ void pclntab::locate_moduledata() {
       }
     }
   }
-  if (!gofunc_) {
+  if (!gofunc_ && magic_ != magic_go116) {
     for (auto name : {"go:func.*", "go.func.*"})
       if (const elf_symbol* sym = elf_.find_symbol(name)) {
         gofunc_ = sym->addr;

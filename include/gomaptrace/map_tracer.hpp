@@ -105,7 +105,7 @@ class map_tracer {
 
   std::optional<std::int64_t> goid(const hit_regs& r);
   std::optional<std::string> type_name(std::uint64_t type_addr);
-  std::vector<field_value> map_fields(std::uint64_t map);
+  std::vector<field_value> map_fields(std::uint64_t map, bool capacity_too = true);
   std::vector<field_value> table_fields(std::uint64_t table);
   std::vector<stack_frame> unwind(const hit_regs& r);
   const std::vector<stack_frame>& symbolize(std::uint64_t pc, bool is_return_address);

@@ -135,7 +135,7 @@ std::optional<std::string> map_tracer::type_name(std::uint64_t type_addr) {
   return name;
 }
 
-std::vector<field_value> map_tracer::map_fields(std::uint64_t map) {
+std::vector<field_value> map_tracer::map_fields(std::uint64_t map, bool capacity_too) {
   std::vector<field_value> out;
   if (map == 0) return out;
   const runtime_layout& L = bin_.layout();
@@ -157,6 +157,7 @@ std::vector<field_value> map_tracer::map_fields(std::uint64_t map) {
     return out;
   }
   for (const char* n : {"used", "dirLen", "globalDepth", "dirPtr"}) put(n);
+  if (!capacity_too) return out;
   // Table capacity: a small map is one group of 8 slots; otherwise sum over the distinct
   // tables of the directory (several directory entries may share a table).
   std::uint64_t dir_ptr = get("dirPtr").value_or(0);
@@ -346,7 +347,9 @@ void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_
     e.arg = ctx.regs.arg(s.extra_arg);
     e.arg_name = s.role == probe_role::grow_work ? "bucket" : "oldbucket";
   }
-  e.fields = map_fields(e.map);
+  // Summing capacity walks the whole directory (one read per table): worth it for growth,
+  // too dear for every insert, growWork and evacuate.
+  e.fields = map_fields(e.map, !s.high_volume);
   if (s.table_arg != arg_reg::none) e.table = table_fields(ctx.regs.arg(s.table_arg));
   e.stack = unwind(ctx.regs);
   emit(e, s.high_volume);

@@ -316,8 +316,17 @@ void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_
     std::uint64_t m = ctx.regs.arg(s.map_arg);
     auto it = maps_.find(m);
     if (it != maps_.end()) {
-      if (!it->second.site.empty()) ++stats_.sites[it->second.site].assigns;
-      if (!it->second.type) it->second.type = type_name(ctx.regs.arg(s.type_arg));
+      map_record& rec = it->second;
+      if (!rec.type) {
+        // makemap_small is given no type; the first insert names it, for the site too.
+        rec.type = type_name(ctx.regs.arg(s.type_arg));
+        if (rec.type && !rec.site.empty()) {
+          auto& types = stats_.sites[rec.site].types;
+          if (auto q = types.find("?"); q != types.end() && --q->second == 0) types.erase(q);
+          ++types[*rec.type];
+        }
+      }
+      if (!rec.site.empty()) ++stats_.sites[rec.site].assigns;
     }
     if (!printed) return;
   } else if (!printed) {

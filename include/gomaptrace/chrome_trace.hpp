@@ -3,10 +3,9 @@
 // A picture of map activity over time: Chrome trace-event JSON, opened by Perfetto
 // (ui.perfetto.dev) or chrome://tracing. One lane per goroutine; makemap and growth calls
 // are spans with their durations, other events instants.
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "gomaptrace/map_tracer.hpp"
 

@@ -24,9 +24,9 @@ struct resolved_probe {
   std::string symbol;
   file_addr entry;
   file_addr end;
-  file_addr breakpoint;            // after the stack-check prologue
-  std::vector<file_addr> returns;  // every RET in the body
-  std::string source;              // "symtab" or ".gopclntab"
+  file_addr breakpoint;                   // after the stack-check prologue
+  std::vector<file_addr> returns;         // every RET in the body
+  std::string source;                     // "symtab" or ".gopclntab"
   std::vector<std::string> inlined_into;  // callers holding an inlined copy (missed calls)
 };
 

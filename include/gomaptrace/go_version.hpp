@@ -30,9 +30,7 @@ struct go_version {
   map_impl default_map_impl() const {
     return at_least(1, 24) ? map_impl::swiss : map_impl::classic;
   }
-  bool at_least(int maj, int min) const {
-    return major > maj || (major == maj && minor >= min);
-  }
+  bool at_least(int maj, int min) const { return major > maj || (major == maj && minor >= min); }
   auto operator<=>(const go_version& o) const {
     if (auto c = major <=> o.major; c != 0) return c;
     if (auto c = minor <=> o.minor; c != 0) return c;

@@ -1,9 +1,8 @@
 // layer: output
 #pragma once
 // `gomaptrace inspect`: what the tool knows about a binary and where each fact came from.
-#include <ostream>
-
 #include <nlohmann/json.hpp>
+#include <ostream>
 
 #include "gomaptrace/go_binary.hpp"
 

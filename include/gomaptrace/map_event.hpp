@@ -36,9 +36,9 @@ struct map_event {
   std::optional<std::int64_t> hint;
   std::optional<std::uint64_t> arg;  // bucket, oldbucket or newCapacity
   std::string arg_name;
-  std::vector<field_value> before;  // state at entry, for events seen at return
-  std::vector<field_value> fields;  // state now (after, for events seen at return)
-  std::vector<field_value> table;   // swiss: the receiver table at entry
+  std::vector<field_value> before;           // state at entry, for events seen at return
+  std::vector<field_value> fields;           // state now (after, for events seen at return)
+  std::vector<field_value> table;            // swiss: the receiver table at entry
   std::optional<std::uint64_t> duration_ns;  // entry to return
   std::vector<stack_frame> stack;            // the caller chain, innermost first
 };

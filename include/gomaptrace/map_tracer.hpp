@@ -70,15 +70,15 @@ struct trace_stats {
   std::uint64_t events = 0;                   // events handed to the sink
   std::uint64_t maps_created = 0;
   std::uint64_t grows = 0;
-  std::uint64_t unmatched_returns = 0;  // returns whose entry we did not see (attach mid-call)
-  std::uint64_t read_errors = 0;        // tracee memory that could not be read
+  std::uint64_t unmatched_returns = 0;      // returns whose entry we did not see (attach mid-call)
+  std::uint64_t read_errors = 0;            // tracee memory that could not be read
   std::map<std::string, site_stats> sites;  // key "file:line"
 };
 
 class map_tracer {
  public:
-  map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read,
-             tracer_options opts, event_sink& sink);
+  map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read, tracer_options opts,
+             event_sink& sink);
 
   const std::vector<breakpoint_request>& breakpoints() const { return requests_; }
   void on_hit(std::size_t request, const hit_context& ctx);

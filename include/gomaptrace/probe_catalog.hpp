@@ -30,12 +30,12 @@ enum class arg_reg { rax, rbx, rcx, rdi, rsi, r8, r9, r10, r11, none };
 struct probe_spec {
   std::string_view symbol;
   probe_role role;
-  bool want_return;  // plant breakpoints on RETs to see results / after-state
-  arg_reg type_arg;  // map type descriptor
-  arg_reg map_arg;   // *hmap / *maps.Map (none: only known at return)
-  arg_reg table_arg; // swiss *table receiver
-  arg_reg extra_arg; // hint, bucket, newCapacity
-  bool high_volume;  // printed only on request (--events)
+  bool want_return;   // plant breakpoints on RETs to see results / after-state
+  arg_reg type_arg;   // map type descriptor
+  arg_reg map_arg;    // *hmap / *maps.Map (none: only known at return)
+  arg_reg table_arg;  // swiss *table receiver
+  arg_reg extra_arg;  // hint, bucket, newCapacity
+  bool high_volume;   // printed only on request (--events)
 };
 
 // The probes for one implementation. Functions a given binary lacks are simply not found

@@ -29,8 +29,8 @@ std::vector<x86_insn> decode_linear(std::span<const std::byte> code, file_addr s
   ZydisDecodedInstruction in;
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
   while (off < code.size()) {
-    if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder(), code.data() + off, code.size() - off,
-                                             &in, ops))) {
+    if (!ZYAN_SUCCESS(
+            ZydisDecoderDecodeFull(&decoder(), code.data() + off, code.size() - off, &in, ops))) {
       break;
     }
     x86_insn x;
@@ -74,8 +74,8 @@ file_addr after_stack_check(const std::vector<x86_insn>& insns, std::span<const 
   ZydisRegister g_reg = ZYDIS_REGISTER_R14;
   for (std::size_t i = 0; i < insns.size() && i < 8; ++i) {
     std::size_t off = static_cast<std::size_t>(insns[i].addr - entry);
-    if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder(), code.data() + off, code.size() - off,
-                                             &in, ops))) {
+    if (!ZYAN_SUCCESS(
+            ZydisDecoderDecodeFull(&decoder(), code.data() + off, code.size() - off, &in, ops))) {
       break;
     }
     if (in.mnemonic == ZYDIS_MNEMONIC_MOV && in.operand_count_visible == 2 &&

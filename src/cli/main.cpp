@@ -1,12 +1,11 @@
 // gomaptrace: launch or attach to a Go program and trace what its maps do.
+#include <fmt/core.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/core.h>
-
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -62,8 +61,8 @@ void install_signal_handlers() {
   sa.sa_sigaction = on_stop_signal;
   sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid must return EINTR
   sigemptyset(&sa.sa_mask);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGXCPU,
-                SIGXFSZ}) {
+  for (int s :
+       {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGXCPU, SIGXFSZ}) {
     sigaction(s, &sa, nullptr);
   }
   signal(SIGPIPE, SIG_IGN);  // a closed trace pipe must not kill us mid-trace
@@ -104,9 +103,9 @@ std::unique_ptr<std::ofstream> open_output(const std::string& path, const char* 
   if (path.empty()) return nullptr;
   auto f = std::make_unique<std::ofstream>(path);
   if (!*f) {
-    throw gt::fatal_error(gt::exit_code::permission_denied,
-                          fmt::format("{} {}: cannot open for writing: {}", option, path,
-                                      std::strerror(errno)));
+    throw gt::fatal_error(
+        gt::exit_code::permission_denied,
+        fmt::format("{} {}: cannot open for writing: {}", option, path, std::strerror(errno)));
   }
   return f;
 }
@@ -116,10 +115,12 @@ std::filesystem::path exe_of(int pid) {
   auto p = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
   if (ec) {
     if (!std::filesystem::exists(fmt::format("/proc/{}", pid))) {
-      throw gt::fatal_error(gt::exit_code::no_such_process, fmt::format("-p {}: no such process", pid));
+      throw gt::fatal_error(gt::exit_code::no_such_process,
+                            fmt::format("-p {}: no such process", pid));
     }
-    throw gt::fatal_error(gt::exit_code::permission_denied,
-                          fmt::format("-p {}: cannot read /proc/{}/exe: {}", pid, pid, ec.message()));
+    throw gt::fatal_error(
+        gt::exit_code::permission_denied,
+        fmt::format("-p {}: cannot read /proc/{}/exe: {}", pid, pid, ec.message()));
   }
   // The executable can be replaced on disk while it runs; /proc/PID/exe still opens it.
   return fmt::format("/proc/{}/exe", pid);
@@ -149,9 +150,9 @@ int run_trace(const trace_options& o) {
   std::string why;
   if (!bin->traceable(&why)) throw gt::fatal_error(gt::exit_code::unsupported_go, why);
   if (o.max_grows && !gt::map_tracer::can_count_grows(*bin)) {
-    throw gt::fatal_error(gt::exit_code::trace_failed,
-                          fmt::format("{}: --max-grows: the binary has no growth function to probe",
-                                      prog.string()));
+    throw gt::fatal_error(
+        gt::exit_code::trace_failed,
+        fmt::format("{}: --max-grows: the binary has no growth function to probe", prog.string()));
   }
   std::vector<std::string> warnings;
   for (const gt::resolved_probe& p : bin->probes()) {
@@ -183,8 +184,8 @@ int run_trace(const trace_options& o) {
   if (chrome_out) sinks.add(&chrome);
 
   gt::process* p = proc.get();
-  gt::memory_reader reader = [p](std::uint64_t addr, std::size_t len)
-      -> gt::expected<std::vector<std::byte>> {
+  gt::memory_reader reader = [p](std::uint64_t addr,
+                                 std::size_t len) -> gt::expected<std::vector<std::byte>> {
     std::vector<std::byte> buf(len);
     if (auto r = p->read_memory(gt::virt_addr(addr), buf); !r) return gt::unexpected(r.error());
     return buf;
@@ -201,10 +202,10 @@ int run_trace(const trace_options& o) {
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     auto id = proc->add_breakpoint(reqs[i].addr);
     if (!id) {
-      throw gt::fatal_error(gt::exit_code::trace_failed,
-                            fmt::format("{}: cannot plant a breakpoint at {:#x} ({}): {}",
-                                        prog.string(), reqs[i].addr.value(),
-                                        bin->probes()[reqs[i].probe].symbol, id.error()));
+      throw gt::fatal_error(
+          gt::exit_code::trace_failed,
+          fmt::format("{}: cannot plant a breakpoint at {:#x} ({}): {}", prog.string(),
+                      reqs[i].addr.value(), bin->probes()[reqs[i].probe].symbol, id.error()));
     }
     if (!request_of_site.emplace(*id, i).second) {
       throw gt::fatal_error(gt::exit_code::trace_failed,
@@ -271,7 +272,10 @@ int run_trace(const trace_options& o) {
   const gt::trace_stats& stats = tracer.stats();
   if (!o.no_summary) gt::write_summary_text(out, stats, outcome);
   out.flush();
-  if (summary_out) *summary_out << gt::summary_json(stats, outcome).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  if (summary_out)
+    *summary_out << gt::summary_json(stats, outcome)
+                        .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                 << '\n';
   if (chrome_out) chrome.write(*chrome_out);
   int status = outcome.exit_status.value_or(0);
   if (status == 0 && o.max_grows && stats.grows > *o.max_grows) {
@@ -287,7 +291,8 @@ int run_trace(const trace_options& o) {
 int main(int argc, char** argv) {
   try {
     if (argc >= 2 && std::string_view(argv[1]) == "inspect") {
-      CLI::App app{"gomaptrace inspect: what gomaptrace reads from a Go binary", "gomaptrace inspect"};
+      CLI::App app{"gomaptrace inspect: what gomaptrace reads from a Go binary",
+                   "gomaptrace inspect"};
       std::string path;
       bool json = false;
       app.add_option("BINARY", path, "Go executable")->required();
@@ -320,8 +325,10 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 64));
     app.add_flag("-q,--quiet", o.quiet, "print no events, only the summary");
     app.add_flag("--no-summary", o.no_summary, "no summary table at exit");
-    app.add_option("--summary-json", o.summary_json, "write hits, exit status and per-site figures here at exit");
-    app.add_option("--chrome-trace", o.chrome_trace, "write a timeline for Perfetto / chrome://tracing here");
+    app.add_option("--summary-json", o.summary_json,
+                   "write hits, exit status and per-site figures here at exit");
+    app.add_option("--chrome-trace", o.chrome_trace,
+                   "write a timeline for Perfetto / chrome://tracing here");
     app.add_option("--filter", o.filter,
                    "show only events whose call chain has a function matching this regex "
                    "(e.g. '^main\\.'); counts and summaries still cover every event")

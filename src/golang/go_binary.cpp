@@ -45,8 +45,9 @@ void go_binary::find_version() {
       version_source_ = ".go.buildinfo";
       return;
     }
-    throw fatal_error(exit_code::unsupported_go,
-                      fmt::format("{}: unrecognised Go version string '{}'", elf_->path().string(), *s));
+    throw fatal_error(
+        exit_code::unsupported_go,
+        fmt::format("{}: unrecognised Go version string '{}'", elf_->path().string(), *s));
   }
   if (dwarf_) {
     if (auto p = dwarf_->producer()) {
@@ -142,11 +143,11 @@ void go_binary::resolve_probes() {
     p.source = ".gopclntab";
     if (const elf_symbol* s = elf_->find_symbol(spec.symbol)) {
       if (s->addr != fn->entry) {
-        throw fatal_error(exit_code::corrupt_binary,
-                          fmt::format("{}: {} is at {:#x} in the symbol table but {:#x} in "
-                                      ".gopclntab",
-                                      elf_->path().string(), spec.symbol, s->addr.value(),
-                                      fn->entry.value()));
+        throw fatal_error(
+            exit_code::corrupt_binary,
+            fmt::format("{}: {} is at {:#x} in the symbol table but {:#x} in "
+                        ".gopclntab",
+                        elf_->path().string(), spec.symbol, s->addr.value(), fn->entry.value()));
       }
       p.source = "symtab";
     }
@@ -172,9 +173,10 @@ void go_binary::resolve_probes() {
 bool go_binary::traceable(std::string* why) const {
   if (version_.abi() != go_abi::regabi) {
     if (why) {
-      *why = fmt::format("{}: built with {}, which passes arguments on the stack; tracing needs "
-                         "Go 1.17 or newer (register ABI)",
-                         elf_->path().string(), version_.raw);
+      *why = fmt::format(
+          "{}: built with {}, which passes arguments on the stack; tracing needs "
+          "Go 1.17 or newer (register ABI)",
+          elf_->path().string(), version_.raw);
     }
     return false;
   }

@@ -5,8 +5,12 @@
 
 namespace gomaptrace {
 
-std::string_view to_string(map_impl m) { return m == map_impl::classic ? "classic" : "swiss"; }
-std::string_view to_string(go_abi a) { return a == go_abi::regabi ? "register" : "stack"; }
+std::string_view to_string(map_impl m) {
+  return m == map_impl::classic ? "classic" : "swiss";
+}
+std::string_view to_string(go_abi a) {
+  return a == go_abi::regabi ? "register" : "stack";
+}
 
 namespace {
 bool read_int(std::string_view& s, int& out) {

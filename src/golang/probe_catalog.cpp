@@ -4,15 +4,24 @@ namespace gomaptrace {
 
 std::string_view to_string(probe_role r) {
   switch (r) {
-    case probe_role::create: return "create";
-    case probe_role::create_small: return "create_small";
-    case probe_role::assign: return "assign";
-    case probe_role::grow: return "grow";
-    case probe_role::grow_work: return "grow_work";
-    case probe_role::evacuate: return "evacuate";
-    case probe_role::map_grow: return "map_grow";
-    case probe_role::table_grow: return "table_grow";
-    case probe_role::install_split: return "install_split";
+    case probe_role::create:
+      return "create";
+    case probe_role::create_small:
+      return "create_small";
+    case probe_role::assign:
+      return "assign";
+    case probe_role::grow:
+      return "grow";
+    case probe_role::grow_work:
+      return "grow_work";
+    case probe_role::evacuate:
+      return "evacuate";
+    case probe_role::map_grow:
+      return "map_grow";
+    case probe_role::table_grow:
+      return "table_grow";
+    case probe_role::install_split:
+      return "install_split";
   }
   return "?";
 }
@@ -55,14 +64,14 @@ std::vector<probe_spec> make_swiss() {
                R::none, R::none, false});
   v.push_back({"internal/runtime/maps.(*Map).growToTable", P::map_grow, true, R::rbx, R::rax,
                R::none, R::none, false});
-  v.push_back({"internal/runtime/maps.(*table).rehash", P::table_grow, true, R::rbx, R::rcx,
-               R::rax, R::none, false});
-  v.push_back({"internal/runtime/maps.(*table).grow", P::table_grow, true, R::rbx, R::rcx,
-               R::rax, R::rdi, false});
-  v.push_back({"internal/runtime/maps.(*table).split", P::table_grow, true, R::rbx, R::rcx,
-               R::rax, R::none, false});
-  v.push_back({"internal/runtime/maps.(*Map).installTableSplit", P::install_split, false,
-               R::none, R::rax, R::rbx, R::none, true});
+  v.push_back({"internal/runtime/maps.(*table).rehash", P::table_grow, true, R::rbx, R::rcx, R::rax,
+               R::none, false});
+  v.push_back({"internal/runtime/maps.(*table).grow", P::table_grow, true, R::rbx, R::rcx, R::rax,
+               R::rdi, false});
+  v.push_back({"internal/runtime/maps.(*table).split", P::table_grow, true, R::rbx, R::rcx, R::rax,
+               R::none, false});
+  v.push_back({"internal/runtime/maps.(*Map).installTableSplit", P::install_split, false, R::none,
+               R::rax, R::rbx, R::none, true});
   return v;
 }
 }  // namespace

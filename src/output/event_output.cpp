@@ -23,13 +23,15 @@ const field_value* find(const std::vector<field_value>& fs, const std::string& n
 }
 
 // "B=2 count=0" or, with a before state, "B 2→3 count=26" (changes shown with arrows).
-std::string fields_text(const std::vector<field_value>& now, const std::vector<field_value>& before) {
+std::string fields_text(const std::vector<field_value>& now,
+                        const std::vector<field_value>& before) {
   std::string s;
   for (const field_value& f : now) {
     if (!s.empty()) s += ' ';
     const field_value* b = find(before, f.name);
     if (b && b->value != f.value) {
-      s += fmt::format("{} {}→{}", f.name, value_text(f.name, b->value), value_text(f.name, f.value));
+      s += fmt::format("{} {}→{}", f.name, value_text(f.name, b->value),
+                       value_text(f.name, f.value));
     } else {
       s += fmt::format("{}={}", f.name, value_text(f.name, f.value));
     }
@@ -47,7 +49,9 @@ std::string format_duration(std::uint64_t ns) {
 }
 
 void text_event_output::on_event(const map_event& e) {
-  std::string g = !e.goid ? "g=?" : e.system_stack ? "g0(system stack)" : fmt::format("g={}", *e.goid);
+  std::string g = !e.goid          ? "g=?"
+                  : e.system_stack ? "g0(system stack)"
+                                   : fmt::format("g={}", *e.goid);
   out_ << fmt::format("{:>10.3f}ms {:<14} {:<24} {:#x} tid={} {}", e.time_ns / 1e6, e.event,
                       e.type.value_or("map[?]"), e.map, e.tid, g);
   if (e.duration_ns) out_ << " took " << format_duration(*e.duration_ns);

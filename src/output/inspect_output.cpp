@@ -5,11 +5,14 @@
 namespace gomaptrace {
 
 namespace {
-std::string hex(file_addr a) { return fmt::format("{:#x}", a.value()); }
+std::string hex(file_addr a) {
+  return fmt::format("{:#x}", a.value());
+}
 
 nlohmann::json fields_json(const field_list& fs) {
   nlohmann::json a = nlohmann::json::array();
-  for (const auto& [name, f] : fs) a.push_back({{"field", name}, {"offset", f.offset}, {"size", f.size}});
+  for (const auto& [name, f] : fs)
+    a.push_back({{"field", name}, {"offset", f.offset}, {"size", f.size}});
   return a;
 }
 }  // namespace
@@ -40,7 +43,8 @@ nlohmann::json inspect_json(const go_binary& bin) {
       {"g_goid", {{"offset", L.g_goid.offset}, {"size", L.g_goid.size}}},
       {"type_str", {{"offset", L.type_str.offset}, {"size", L.type_str.size}}},
       {"type_tflag", {{"offset", L.type_tflag.offset}, {"size", L.type_tflag.size}}},
-      {"moduledata_types", {{"offset", L.moduledata_types.offset}, {"size", L.moduledata_types.size}}},
+      {"moduledata_types",
+       {{"offset", L.moduledata_types.offset}, {"size", L.moduledata_types.size}}},
   };
   if (!L.table_fields.empty()) {
     j["layout"]["table_struct"] = L.table_struct;
@@ -54,9 +58,12 @@ nlohmann::json inspect_json(const go_binary& bin) {
   for (const resolved_probe& p : bin.probes()) {
     json r = json::array();
     for (file_addr a : p.returns) r.push_back(hex(a));
-    json pj = {{"symbol", p.symbol},         {"role", std::string(to_string(p.spec->role))},
-               {"entry", hex(p.entry)},      {"end", hex(p.end)},
-               {"breakpoint", hex(p.breakpoint)}, {"returns", r},
+    json pj = {{"symbol", p.symbol},
+               {"role", std::string(to_string(p.spec->role))},
+               {"entry", hex(p.entry)},
+               {"end", hex(p.end)},
+               {"breakpoint", hex(p.breakpoint)},
+               {"returns", r},
                {"source", p.source},
                {"breakpoint_source", p.breakpoint == p.entry ? "entry (no stack check)"
                                                              : "after stack check (decoded)"}};
@@ -70,9 +77,9 @@ nlohmann::json inspect_json(const go_binary& bin) {
 void write_inspect_text(std::ostream& out, const go_binary& bin) {
   const runtime_layout& L = bin.layout();
   const bool pie = bin.elf().is_pie();
-  out << fmt::format("binary      {}{}\n", bin.elf().path().string(),
-                     pie ? "  (PIE: addresses below are file addresses; at run time add the load bias)"
-                         : "");
+  out << fmt::format(
+      "binary      {}{}\n", bin.elf().path().string(),
+      pie ? "  (PIE: addresses below are file addresses; at run time add the load bias)" : "");
   out << fmt::format("go version  {}  (from {})\n", bin.version().raw, bin.version_source());
   out << fmt::format("ABI         {}\n", to_string(bin.version().abi()));
   out << fmt::format("maps        {}  ({})\n", to_string(bin.impl()), bin.impl_reason());
@@ -81,8 +88,8 @@ void write_inspect_text(std::ostream& out, const go_binary& bin) {
                                              : "ELF symbol table, checked against .gopclntab");
   out << fmt::format("pclntab     magic {:#x}\n", bin.pcln().magic());
   out << fmt::format("layouts     from {}\n", L.source == layout_source::dwarf
-                                                   ? "DWARF"
-                                                   : "built-in table (no DWARF in the binary)");
+                                                  ? "DWARF"
+                                                  : "built-in table (no DWARF in the binary)");
   std::string why;
   if (!bin.traceable(&why)) out << "tracing     refused: " << why << '\n';
   out << fmt::format("g.goid      offset {} size {}\n", L.g_goid.offset, L.g_goid.size);

@@ -17,7 +17,9 @@ percentiles compute(std::vector<std::uint64_t> v) {
   percentiles p;
   if (v.empty()) return p;
   std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1) + 0.5))]; };
+  auto at = [&](double q) {
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1) + 0.5))];
+  };
   p.p50 = at(0.5);
   p.p99 = at(0.99);
   p.max = v.back();
@@ -61,13 +63,16 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
   json sites = json::array();
   for (const site_stats* st : sites_by_maps(stats)) {
     percentiles p = compute(st->init_ns);
-    json s = {{"function", st->function}, {"file", st->file}, {"line", st->line},
+    json s = {{"function", st->function}, {"file", st->file},   {"line", st->line},
               {"maps", st->maps},         {"grows", st->grows}, {"assigns", st->assigns},
               {"types", st->types}};
     s["hint_min"] = st->hint_min ? json(*st->hint_min) : json(nullptr);
     s["hint_max"] = st->hint_max ? json(*st->hint_max) : json(nullptr);
-    s["init_ns"] = {{"count", st->init_ns.size()}, {"mean", p.mean}, {"p50", p.p50},
-                    {"p99", p.p99}, {"max", p.max}};
+    s["init_ns"] = {{"count", st->init_ns.size()},
+                    {"mean", p.mean},
+                    {"p50", p.p50},
+                    {"p99", p.p99},
+                    {"max", p.max}};
     sites.push_back(std::move(s));
   }
   j["sites"] = std::move(sites);
@@ -86,9 +91,10 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
   } else if (run.exit_status) {
     how = fmt::format("program exited with status {}", *run.exit_status);
   }
-  out << fmt::format("\ngomaptrace: {} ({} maps), {} maps created, {} grows, {} inserts in {}; {}\n",
-                     run.go_version, run.map_impl, stats.maps_created, stats.grows, assigns,
-                     format_duration(run.duration_ns), how);
+  out << fmt::format(
+      "\ngomaptrace: {} ({} maps), {} maps created, {} grows, {} inserts in {}; {}\n",
+      run.go_version, run.map_impl, stats.maps_created, stats.grows, assigns,
+      format_duration(run.duration_ns), how);
   if (!stats.sites.empty()) {
     out << fmt::format("  {:<34} {:>6} {:>6} {:>8} {:>11} {:>9} {:>9}  {}\n", "creation site",
                        "maps", "grows", "inserts", "hint", "init p50", "init max", "types");

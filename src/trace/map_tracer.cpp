@@ -8,16 +8,26 @@ namespace gomaptrace {
 
 std::uint64_t hit_regs::arg(arg_reg r) const {
   switch (r) {
-    case arg_reg::rax: return rax;
-    case arg_reg::rbx: return rbx;
-    case arg_reg::rcx: return rcx;
-    case arg_reg::rdi: return rdi;
-    case arg_reg::rsi: return rsi;
-    case arg_reg::r8: return r8;
-    case arg_reg::r9: return r9;
-    case arg_reg::r10: return r10;
-    case arg_reg::r11: return r11;
-    case arg_reg::none: return 0;
+    case arg_reg::rax:
+      return rax;
+    case arg_reg::rbx:
+      return rbx;
+    case arg_reg::rcx:
+      return rcx;
+    case arg_reg::rdi:
+      return rdi;
+    case arg_reg::rsi:
+      return rsi;
+    case arg_reg::r8:
+      return r8;
+    case arg_reg::r9:
+      return r9;
+    case arg_reg::r10:
+      return r10;
+    case arg_reg::r11:
+      return r11;
+    case arg_reg::none:
+      return 0;
   }
   return 0;
 }
@@ -27,19 +37,26 @@ namespace {
 std::string event_name(const resolved_probe& p) {
   const std::string& s = p.symbol;
   switch (p.spec->role) {
-    case probe_role::create: return "makemap";
-    case probe_role::create_small: return "makemap_small";
-    case probe_role::assign: return "assign";
-    case probe_role::grow: return "grow";
-    case probe_role::grow_work: return "grow_work";
-    case probe_role::evacuate: return "evacuate";
+    case probe_role::create:
+      return "makemap";
+    case probe_role::create_small:
+      return "makemap_small";
+    case probe_role::assign:
+      return "assign";
+    case probe_role::grow:
+      return "grow";
+    case probe_role::grow_work:
+      return "grow_work";
+    case probe_role::evacuate:
+      return "evacuate";
     case probe_role::map_grow:
       return s.ends_with("growToSmall") ? "grow_to_small" : "grow_to_table";
     case probe_role::table_grow:
       if (s.ends_with(".rehash")) return "rehash";
       if (s.ends_with(".split")) return "split";
       return "table_grow";
-    case probe_role::install_split: return "install_split";
+    case probe_role::install_split:
+      return "install_split";
   }
   return "?";
 }

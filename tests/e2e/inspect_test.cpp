@@ -4,14 +4,14 @@
 // and its own exit status.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
-#include <algorithm>
-#include <unistd.h>
 #include <sstream>
 
 #include "support/run.hpp"
@@ -34,7 +34,8 @@ const char* probe_regex =
     "rehash|grow|split|installTableSplit))$";
 
 std::map<std::string, objdump_func> objdump(const std::filesystem::path& bin) {
-  auto r = run_command({"/usr/local/go/bin/go", "tool", "objdump", "-s", probe_regex, bin.string()});
+  auto r =
+      run_command({"/usr/local/go/bin/go", "tool", "objdump", "-s", probe_regex, bin.string()});
   EXPECT_EQ(r.status, 0) << r.err;
   std::map<std::string, objdump_func> out;
   std::istringstream in(r.out);
@@ -90,7 +91,9 @@ std::map<std::string, objdump_func> objdump(const std::filesystem::path& bin) {
   return out;
 }
 
-std::uint64_t hex(const json& j) { return std::stoull(j.get<std::string>(), nullptr, 16); }
+std::uint64_t hex(const json& j) {
+  return std::stoull(j.get<std::string>(), nullptr, 16);
+}
 
 }  // namespace
 
@@ -105,7 +108,8 @@ TEST(inspect, probes_match_go_objdump_for_every_build) {
     EXPECT_EQ(j["map_impl"], b.map_impl);
     // "go1.24.13 X:noswissmap": the binary also names its experiments.
     EXPECT_TRUE(j["go_version"].get<std::string>().starts_with(b.go_version)) << j["go_version"];
-    EXPECT_EQ(j["layout"]["source"], (b.variant == "nodwarf" || b.variant == "stripped") ? "table" : "dwarf");
+    EXPECT_EQ(j["layout"]["source"],
+              (b.variant == "nodwarf" || b.variant == "stripped") ? "table" : "dwarf");
     EXPECT_FALSE(j["types_base"].is_null());
     // go tool objdump needs a symbol table: for a stripped build, disassemble its -w sibling
     // (same toolchain, same .text) and check the stripped file's entries with debug/gosym.
@@ -223,7 +227,8 @@ TEST(bad_input, one_line_and_a_distinct_exit_status) {
   }
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    expect_one_line_error(run_command({gomaptrace_binary(), "inspect", c.path}), c.code, c.path, c.says);
+    expect_one_line_error(run_command({gomaptrace_binary(), "inspect", c.path}), c.code, c.path,
+                          c.says);
     // The trace command refuses the same input the same way, before launching anything.
     expect_one_line_error(run_command({gomaptrace_binary(), c.path}), c.code, c.path, c.says);
   }

@@ -49,7 +49,9 @@ json inspect(const std::filesystem::path& bin) {
   return json::parse(r.out);
 }
 
-std::uint64_t hex(const json& j) { return std::stoull(j.get<std::string>(), nullptr, 16); }
+std::uint64_t hex(const json& j) {
+  return std::stoull(j.get<std::string>(), nullptr, 16);
+}
 
 struct traced_run {
   command_result cmd;  // cmd.out is the program's stdout
@@ -60,8 +62,9 @@ struct traced_run {
 traced_run trace(const std::filesystem::path& bin, const std::vector<std::string>& args,
                  const std::vector<std::string>& opts, const std::vector<std::string>& env = {}) {
   temp_dir d;
-  std::vector<std::string> argv = {gomaptrace_binary(), "--json", "-o", (d.path / "events").string(),
-                                   "--summary-json", (d.path / "summary").string()};
+  std::vector<std::string> argv = {
+      gomaptrace_binary(),          "--json",         "-o",
+      (d.path / "events").string(), "--summary-json", (d.path / "summary").string()};
   argv.insert(argv.end(), opts.begin(), opts.end());
   argv.push_back(bin.string());
   argv.insert(argv.end(), args.begin(), args.end());
@@ -80,7 +83,8 @@ traced_run trace(const std::filesystem::path& bin, const std::vector<std::string
 // hash seed, so they are compared only within one run.
 bool deterministic(const std::string& sym) {
   return sym.find("growWork") == std::string::npos && sym.find("evacuate") == std::string::npos &&
-         sym.find("split") == std::string::npos && sym.find("installTableSplit") == std::string::npos;
+         sym.find("split") == std::string::npos &&
+         sym.find("installTableSplit") == std::string::npos;
 }
 
 // Trace `b` while the kernel counts the same functions with uprobes on the instruction after
@@ -171,7 +175,8 @@ TEST(trace_counts, stress_has_zero_difference_over_20_runs) {
     SCOPED_TRACE("run " + std::to_string(run) + " GOMAXPROCS=" + procs);
     std::string out;
     expect_hits_equal_uprobes(b, {}, {"GOMAXPROCS=" + procs}, &out);
-    EXPECT_NE(out.find("gomaxprocs=" + procs + " maps=80000 inserts=320000"), std::string::npos) << out;
+    EXPECT_NE(out.find("gomaxprocs=" + procs + " maps=80000 inserts=320000"), std::string::npos)
+        << out;
   }
 }
 
@@ -192,7 +197,8 @@ TEST(trace_counts, equal_gdb_on_unstripped_builds) {
     // gdb_count runs the program with GODEBUG=asyncpreemptoff=1 (gdb miscounts under async
     // preemption); setting GODEBUG at all adds a map insert at startup, so trace alike.
     traced_run t = trace(b.path, {}, {"-q"}, {"GODEBUG=asyncpreemptoff=1"});
-    for (const auto& bp : bps) EXPECT_EQ(t.summary["hits"][bp.name].get<std::uint64_t>(), g->hits[bp.name]) << bp.name;
+    for (const auto& bp : bps)
+      EXPECT_EQ(t.summary["hits"][bp.name].get<std::uint64_t>(), g->hits[bp.name]) << bp.name;
     EXPECT_EQ(t.cmd.out, g->program_stdout);
   }
   if (checked == 0) GTEST_SKIP() << "no makehints builds";
@@ -495,7 +501,8 @@ TEST(trace_process, attach_then_detach_leaves_the_program_running_unharmed) {
         ASSERT_EQ(pread(mem, &live, 1, a), 1);
         auto o = off(a);
         ASSERT_TRUE(o);
-        EXPECT_EQ(live, static_cast<unsigned char>(bytes[o->value()])) << p["symbol"] << " at " << a;
+        EXPECT_EQ(live, static_cast<unsigned char>(bytes[o->value()]))
+            << p["symbol"] << " at " << a;
       }
     }
     close(mem);
@@ -523,8 +530,10 @@ TEST(trace_output, text_events_name_type_fields_and_call_chain) {
 TEST(trace_output, max_grows_fails_a_ci_job_when_maps_grow_too_often) {
   const testdata_build* b = find_build("bigmap", "go1.23");
   if (!b) GTEST_SKIP() << "no go1.23 bigmap";
-  EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "5", b->path.string()}).status, 111);
-  EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "100", b->path.string()}).status, 0);
+  EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "5", b->path.string()}).status,
+            111);
+  EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "100", b->path.string()}).status,
+            0);
 }
 
 TEST(trace_output, chrome_trace_is_a_timeline_of_spans_per_goroutine) {

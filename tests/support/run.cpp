@@ -17,10 +17,12 @@ extern char** environ;
 
 namespace gomaptrace::testing {
 
-std::string gomaptrace_binary() { return (build_dir() / "gomaptrace").string(); }
+std::string gomaptrace_binary() {
+  return (build_dir() / "gomaptrace").string();
+}
 
-command_result run_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                           double timeout_s) {
+command_result run_command(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env, double timeout_s) {
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe failed");

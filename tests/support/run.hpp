@@ -6,7 +6,7 @@
 namespace gomaptrace::testing {
 
 struct command_result {
-  int status = -1;       // exit status, or 128+N when killed by signal N
+  int status = -1;  // exit status, or 128+N when killed by signal N
   std::string out;
   std::string err;
 };

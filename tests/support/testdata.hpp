@@ -11,10 +11,10 @@
 namespace gomaptrace::testing {
 
 struct testdata_build {
-  std::string label;     // toolchain label: go1.19, go1.23, go1.24-noswiss, go1.26, ...
-  std::string variant;   // default, noopt, nodwarf, stripped, pie
-  std::string program;   // makehints, bigmap, concurrent, ...
-  std::string map_impl;  // classic or swiss (what the toolchain is expected to produce)
+  std::string label;       // toolchain label: go1.19, go1.23, go1.24-noswiss, go1.26, ...
+  std::string variant;     // default, noopt, nodwarf, stripped, pie
+  std::string program;     // makehints, bigmap, concurrent, ...
+  std::string map_impl;    // classic or swiss (what the toolchain is expected to produce)
   std::string go_version;  // e.g. go1.23.12
   std::filesystem::path path;
   std::string name() const { return label + "/" + variant + "/" + program; }
@@ -29,7 +29,9 @@ inline std::filesystem::path source_dir() {
   const char* d = std::getenv("GOMAPTRACE_SOURCE_DIR");
   return d ? std::filesystem::path(d) : std::filesystem::path(".");
 }
-inline std::filesystem::path testdata_dir() { return build_dir() / "testdata"; }
+inline std::filesystem::path testdata_dir() {
+  return build_dir() / "testdata";
+}
 
 // manifest.tsv rows: "build\tlabel\tvariant\tprogram\tmap_impl\tgo_version\tpath"
 //                    "skip\tlabel\tvariant\treason"

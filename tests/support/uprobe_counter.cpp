@@ -15,8 +15,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <thread>
 #include <stdexcept>
+#include <thread>
 
 namespace gomaptrace::testing {
 

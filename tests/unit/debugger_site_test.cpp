@@ -117,10 +117,10 @@ bool cpu_condition(int cc, std::uint64_t flags) {
     break;
   switch (cc) {
     SETCC(0, "seto")
-    SETCC(1, "setno") SETCC(2, "setb") SETCC(3, "setae") SETCC(4, "sete") SETCC(5, "setne")
-        SETCC(6, "setbe") SETCC(7, "seta") SETCC(8, "sets") SETCC(9, "setns") SETCC(10, "setp")
-            SETCC(11, "setnp") SETCC(12, "setl") SETCC(13, "setge") SETCC(14, "setle")
-                SETCC(15, "setg")
+    SETCC(1, "setno")
+    SETCC(2, "setb") SETCC(3, "setae") SETCC(4, "sete") SETCC(5, "setne") SETCC(6, "setbe")
+        SETCC(7, "seta") SETCC(8, "sets") SETCC(9, "setns") SETCC(10, "setp") SETCC(11, "setnp")
+            SETCC(12, "setl") SETCC(13, "setge") SETCC(14, "setle") SETCC(15, "setg")
   }
 #undef SETCC
   return r != 0;

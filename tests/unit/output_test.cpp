@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "gomaptrace/chrome_trace.hpp"
@@ -64,7 +64,8 @@ TEST(json_output, one_object_per_line_with_the_contract_fields) {
   int n = 0;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line);
-    for (const char* k : {"event", "func", "time_ns", "tid", "goid", "map", "type", "fields", "stack"})
+    for (const char* k :
+         {"event", "func", "time_ns", "tid", "goid", "map", "type", "fields", "stack"})
       EXPECT_TRUE(j.contains(k)) << k;
     EXPECT_EQ(j["func"], "runtime.hashGrow");
     EXPECT_EQ(j["fields"]["B"], 3);

@@ -363,13 +363,14 @@ def derive(results, args):
     g, d = st.get("gomaptrace"), st.get("dlv")
     target("dlv / gomaptrace time to first event (cmd/go)",
            d["first_event_s"]["median"] / g["first_event_s"]["median"] if g and d else None,
-           ">= 5", lambda v: v >= 5, "x")
+           ">= 5", lambda v: v >= 5, "x",
+           d["first_event_s"]["min"] / g["first_event_s"]["min"] if g and d else None)
     target("gomaptrace / dlv tracer peak RSS (cmd/go)",
            g["rss_mib"] / d["rss_mib"] if g and d else None, "<= 0.25", lambda v: v <= 0.25,
            "x")
     i = st.get("inspect")
     target("gomaptrace inspect cmd/go wall", i["wall_s"]["median"] if i else None, "< 0.3",
-           lambda v: v < 0.3, "s")
+           lambda v: v < 0.3, "s", i["wall_s"]["min"] if i else None)
     target("gomaptrace inspect cmd/go peak RSS", i["rss_mib"] if i else None, "< 100",
            lambda v: v < 100, "MiB")
     if not args.dlv and not args.report:

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,6 +38,12 @@ struct breakpoint_request {
   std::size_t probe = 0;  // index into go_binary::probes()
   bool is_return = false;
 };
+
+// Reads `len` bytes at each address, concatenated in order: one call for many small reads
+// (the capacity of every table of a large Swiss map). Optional: without one the tracer
+// reads address by address.
+using gather_reader = std::function<expected<std::vector<std::byte>>(
+    const std::vector<std::uint64_t>& addrs, std::size_t len)>;
 
 class event_sink {
  public:
@@ -78,7 +85,7 @@ struct trace_stats {
 class map_tracer {
  public:
   map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read, tracer_options opts,
-             event_sink& sink);
+             event_sink& sink, gather_reader gather = {});
 
   const std::vector<breakpoint_request>& breakpoints() const { return requests_; }
   void on_hit(std::size_t request, const hit_context& ctx);
@@ -120,6 +127,7 @@ class map_tracer {
   const go_binary& bin_;
   std::uint64_t bias_;
   memory_reader read_;
+  gather_reader gather_;
   tracer_options opts_;
   event_sink& sink_;
   std::vector<breakpoint_request> requests_;

@@ -36,6 +36,12 @@ struct launch_options {
   int stderr_fd = -1;
 };
 
+// One range of a vectored read.
+struct memory_range {
+  virt_addr addr;
+  std::span<std::byte> out;
+};
+
 struct breakpoint_hit {
   pid_t tid;
   virt_addr addr;         // the breakpoint address (regs.pc() == addr)
@@ -109,6 +115,8 @@ class process {
     if (!r) return unexpected(r.error());
     return v;
   }
+  // Many small ranges in as few syscalls as possible; fails if any range is unreadable.
+  expected<void> read_memory_many(std::span<const memory_range> ranges) const;
   expected<void> write_memory(virt_addr addr, std::span<const std::byte> in);
 
   // Registers of a stopped thread (in a hit handler, prefer breakpoint_hit::regs).

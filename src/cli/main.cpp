@@ -194,7 +194,18 @@ int run_trace(const trace_options& o) {
   topts.stack_depth = o.stack;
   topts.all_events = o.events;
   if (!o.filter.empty()) topts.filter = std::regex(o.filter, std::regex::optimize);
-  gt::map_tracer tracer(*bin, bias, reader, topts, sinks);
+  gt::gather_reader gather = [p](const std::vector<std::uint64_t>& addrs, std::size_t len)
+      -> gt::expected<std::vector<std::byte>> {
+    std::vector<std::byte> buf(addrs.size() * len);
+    std::vector<gt::memory_range> ranges;
+    ranges.reserve(addrs.size());
+    for (std::size_t i = 0; i < addrs.size(); ++i) {
+      ranges.push_back({gt::virt_addr(addrs[i]), std::span<std::byte>(buf).subspan(i * len, len)});
+    }
+    if (auto r = p->read_memory_many(ranges); !r) return gt::unexpected(r.error());
+    return buf;
+  };
+  gt::map_tracer tracer(*bin, bias, reader, topts, sinks, gather);
 
   // Breakpoint site ids from the debugger map back to the tracer's requests.
   std::unordered_map<std::uint64_t, std::size_t> request_of_site;

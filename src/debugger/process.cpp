@@ -376,6 +376,38 @@ expected<void> process::read_memory(virt_addr addr, std::span<std::byte> out) co
   return {};
 }
 
+expected<void> process::read_memory_many(std::span<const memory_range> ranges) const {
+  // Up to IOV_MAX ranges per process_vm_readv: hundreds of small reads in one or two calls.
+  constexpr std::size_t batch = 1024;
+  std::vector<iovec> local, remote;
+  for (std::size_t i = 0; i < ranges.size(); i += batch) {
+    const std::size_t n = std::min(batch, ranges.size() - i);
+    local.clear();
+    remote.clear();
+    std::size_t total = 0;
+    for (std::size_t k = i; k < i + n; ++k) {
+      local.push_back({ranges[k].out.data(), ranges[k].out.size()});
+      remote.push_back({reinterpret_cast<void*>(ranges[k].addr.value()), ranges[k].out.size()});
+      total += ranges[k].out.size();
+    }
+    ssize_t got = ::process_vm_readv(pid_, local.data(), n, remote.data(), n, 0);
+    if (got != static_cast<ssize_t>(total)) {
+      // Something in this batch is unreadable: read it range by range (and say which).
+      for (std::size_t k = i; k < i + n; ++k) {
+        if (auto r = read_memory(ranges[k].addr, ranges[k].out); !r) return r;
+      }
+      continue;
+    }
+    for (std::size_t k = i; k < i + n; ++k) {
+      const std::uint64_t a = ranges[k].addr.value(), end = a + ranges[k].out.size();
+      for (auto it = site_by_addr_.lower_bound(a); it != site_by_addr_.end() && it->first < end;
+           ++it)
+        ranges[k].out[it->first - a] = sites_[it->second].original;
+    }
+  }
+  return {};
+}
+
 expected<void> process::write_memory(virt_addr addr, std::span<const std::byte> in) {
   if (!mem_fd_) return unexpected(fmt::format("cannot write {:#x}: process gone", addr.value()));
   // /proc/PID/mem writes through read-only text (FOLL_FORCE), like PTRACE_POKETEXT in one call.

@@ -88,8 +88,13 @@ bool is_runtime_frame(const std::string& fn) {
 }  // namespace
 
 map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read,
-                       tracer_options opts, event_sink& sink)
-    : bin_(bin), bias_(load_bias), read_(std::move(read)), opts_(opts), sink_(sink) {
+                       tracer_options opts, event_sink& sink, gather_reader gather)
+    : bin_(bin),
+      bias_(load_bias),
+      read_(std::move(read)),
+      gather_(std::move(gather)),
+      opts_(std::move(opts)),
+      sink_(sink) {
   const auto& probes = bin_.probes();
   for (std::size_t i = 0; i < probes.size(); ++i) {
     const resolved_probe& p = probes[i];
@@ -188,18 +193,34 @@ std::vector<field_value> map_tracer::map_fields(std::uint64_t map, bool capacity
     for (const auto& [name, f] : L.table_fields)
       if (name == "capacity") cap_f = &f;
     if (dir && cap_f) {
+      std::vector<std::uint64_t> tables_at;
       std::unordered_set<std::uint64_t> seen;
       for (std::uint64_t i = 0; i < dir_len; ++i) {
         std::uint64_t t;
         std::memcpy(&t, dir->data() + i * 8, 8);
-        if (!t || !seen.insert(t).second) continue;
-        if (auto c = read_(t + cap_f->offset, cap_f->size)) {
-          capacity += extract(*c, field_layout{0, cap_f->size});
+        if (t && seen.insert(t).second) tables_at.push_back(t + cap_f->offset);
+      }
+      tables = tables_at.size();
+      const field_layout one{0, cap_f->size};
+      if (gather_) {
+        if (auto caps = gather_(tables_at, cap_f->size)) {
+          for (std::size_t k = 0; k < tables_at.size(); ++k) {
+            std::vector<std::byte> c(caps->begin() + k * cap_f->size,
+                                     caps->begin() + (k + 1) * cap_f->size);
+            capacity += extract(c, one);
+          }
         } else {
           ++stats_.read_errors;
         }
+      } else {
+        for (std::uint64_t a : tables_at) {
+          if (auto c = read_(a, cap_f->size)) {
+            capacity += extract(*c, one);
+          } else {
+            ++stats_.read_errors;
+          }
+        }
       }
-      tables = seen.size();
     } else if (!dir) {
       ++stats_.read_errors;
     }

@@ -16,6 +16,7 @@
 #include "gomaptrace/buildinfo.hpp"
 #include "gomaptrace/elf.hpp"
 #include "gomaptrace/pclntab.hpp"
+#include "support/shell.hpp"
 #include "support/testdata.hpp"
 
 namespace gomaptrace {
@@ -24,15 +25,7 @@ namespace {
 namespace td = gomaptrace::testing;
 
 std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[65536];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = ::pclose(p);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << cmd;
-  return out;
+  return testing::shell_output(cmd);
 }
 
 std::vector<std::string> lines(const std::string& s) {

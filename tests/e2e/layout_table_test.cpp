@@ -10,6 +10,7 @@
 
 #include "gomaptrace/dwarf.hpp"
 #include "gomaptrace/runtime_layout.hpp"
+#include "support/shell.hpp"
 #include "support/testdata.hpp"
 
 namespace gomaptrace {
@@ -28,14 +29,7 @@ std::vector<testdata_build> builds(std::initializer_list<const char*> variants) 
 }
 
 std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
+  return testing::shell_output(cmd);
 }
 
 map_impl impl_of(const testdata_build& b) {

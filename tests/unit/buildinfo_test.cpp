@@ -8,20 +8,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/shell.hpp"
+
 namespace gomaptrace {
 namespace {
 
 namespace fs = std::filesystem;
 
 std::string run(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
-  return out;
+  return testing::shell_output(cmd);
 }
 
 std::string trim(std::string s) {
@@ -30,8 +25,7 @@ std::string trim(std::string s) {
 }
 
 fs::path host_go_binary() {
-  const std::string root = trim(run("go env GOROOT 2>/dev/null"));
-  return root.empty() ? fs::path() : fs::path(root) / "bin" / "go";
+  return testing::host_go_binary();
 }
 
 #define REQUIRE_HOST_GO(go)             \

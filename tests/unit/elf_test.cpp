@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "gomaptrace/error.hpp"
+#include "support/shell.hpp"
 
 namespace gomaptrace {
 namespace {
@@ -19,22 +20,11 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string run(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
-  return out;
+  return testing::shell_output(cmd);
 }
 
-// The host Go toolchain's own `go` command: a large, unstripped Go binary on every machine
-// that builds this project.
 fs::path host_go_binary() {
-  std::string root = run("go env GOROOT 2>/dev/null");
-  while (!root.empty() && (root.back() == '\n' || root.back() == ' ')) root.pop_back();
-  return root.empty() ? fs::path() : fs::path(root) / "bin" / "go";
+  return testing::host_go_binary();
 }
 
 class temp_dir {

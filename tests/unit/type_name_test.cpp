@@ -14,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "support/shell.hpp"
 #include "support/testdata.hpp"
 
 namespace gomaptrace {
@@ -185,14 +186,7 @@ class elf_image {
 };
 
 std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
+  return testing::shell_output(cmd);
 }
 
 TEST(TypeName, DecodesTypesOfRealBinaries) {

@@ -1,0 +1,30 @@
+#pragma once
+// Small shell helpers shared by unit and end-to-end tests (header-only: unit tests link no
+// support sources).
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace gomaptrace::testing {
+
+// Runs a shell command and returns its stdout (empty when it cannot be started).
+inline std::string shell_output(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
+// The host Go toolchain's own `go` command: a large, unstripped Go binary on every machine
+// that builds this project (empty when there is no go).
+inline std::filesystem::path host_go_binary() {
+  std::string root = shell_output("go env GOROOT 2>/dev/null");
+  while (!root.empty() && (root.back() == '\n' || root.back() == ' ')) root.pop_back();
+  return root.empty() ? std::filesystem::path() : std::filesystem::path(root) / "bin" / "go";
+}
+
+}  // namespace gomaptrace::testing

@@ -1,9 +1,12 @@
 #pragma once
 // Small shell helpers shared by unit and end-to-end tests (header-only: unit tests link no
 // support sources).
+#include <stdlib.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <system_error>
 
 namespace gomaptrace::testing {
 
@@ -26,5 +29,24 @@ inline std::filesystem::path host_go_binary() {
   while (!root.empty() && (root.back() == '\n' || root.back() == ' ')) root.pop_back();
   return root.empty() ? std::filesystem::path() : std::filesystem::path(root) / "bin" / "go";
 }
+
+// A fresh directory under /tmp, removed with everything in it when the object goes.
+class temp_dir {
+ public:
+  explicit temp_dir(const std::string& prefix = "gomaptrace-test") {
+    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 }  // namespace gomaptrace::testing

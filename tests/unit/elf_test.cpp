@@ -27,17 +27,8 @@ fs::path host_go_binary() {
   return testing::host_go_binary();
 }
 
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/gomaptrace-elf-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+struct temp_dir : testing::temp_dir {
+  temp_dir() : testing::temp_dir("gomaptrace-elf") {}
 };
 
 void write_file(const fs::path& p, const std::string& bytes) {

@@ -30,17 +30,8 @@ fs::path host_go_binary() {
 
 const fs::path go119_binary = "/usr/lib/go-1.19/bin/go";
 
-class temp_dir {
- public:
-  temp_dir() {
-    char tmpl[] = "/tmp/gomaptrace-pclntab-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+struct temp_dir : testing::temp_dir {
+  temp_dir() : testing::temp_dir("gomaptrace-pclntab") {}
 };
 
 std::string read_file(const fs::path& p) {

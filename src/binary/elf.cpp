@@ -3,6 +3,8 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "gomaptrace/error.hpp"
 
@@ -59,6 +62,12 @@ std::string_view machine_name(std::uint16_t m) {
   }
 }
 
+// libelf descriptors end with elf_end, on every path.
+struct elf_deleter {
+  void operator()(Elf* e) const { elf_end(e); }
+};
+using elf_ptr = std::unique_ptr<Elf, elf_deleter>;
+
 }  // namespace
 
 elf_file::~elf_file() {
@@ -85,7 +94,8 @@ std::unique_ptr<elf_file> elf_file::open(const std::filesystem::path& path) {
   f->path_ = path;
   f->size_ = static_cast<std::size_t>(st.st_size);
   if (f->size_ < EI_NIDENT) throw fatal_error(exit_code::not_elf, p + ": not an ELF file");
-  void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  // Private and writable only because elf_memory() takes a char*; nothing is written back.
+  void* m = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
   if (m == MAP_FAILED) {
     f->size_ = 0;
     throw fatal_error(exit_code::corrupt_binary,
@@ -109,8 +119,14 @@ void elf_file::load() {
   if (ident[EI_DATA] != ELFDATA2LSB)
     throw fatal_error(exit_code::wrong_arch, p + ": big-endian ELF file, only x86-64 is supported");
   if (size_ < sizeof(Elf64_Ehdr)) throw corrupt("truncated ELF header");
-  Elf64_Ehdr eh;
-  std::memcpy(&eh, data_, sizeof eh);
+
+  // libelf parses the headers, sections, symbols and relocations from the mapped image.
+  elf_version(EV_CURRENT);
+  elf_ptr e(elf_memory(reinterpret_cast<char*>(const_cast<std::byte*>(data_)), size_));
+  if (!e || elf_kind(e.get()) != ELF_K_ELF)
+    throw fatal_error(exit_code::not_elf, p + ": not an ELF file");
+  GElf_Ehdr eh;
+  if (!gelf_getehdr(e.get(), &eh)) throw corrupt(elf_errmsg(-1));
   if (eh.e_machine != EM_X86_64) {
     auto name = machine_name(eh.e_machine);
     throw fatal_error(exit_code::wrong_arch,
@@ -122,52 +138,60 @@ void elf_file::load() {
   entry_ = file_addr(eh.e_entry);
 
   // Section headers: every table must lie inside the file (a truncated copy fails here).
-  if (eh.e_shnum == 0) throw corrupt("no section headers");
-  if (eh.e_shentsize != sizeof(Elf64_Shdr)) throw corrupt("bad section header size");
+  std::size_t shnum = 0, shstrndx = 0;
   if (eh.e_shoff > size_ || eh.e_shnum * sizeof(Elf64_Shdr) > size_ - eh.e_shoff)
     throw corrupt("section headers beyond the end of the file");
-  std::vector<Elf64_Shdr> sh(eh.e_shnum);
-  std::memcpy(sh.data(), data_ + eh.e_shoff, sh.size() * sizeof(Elf64_Shdr));
-  auto in_file = [&](const Elf64_Shdr& s) {
-    return s.sh_type == SHT_NOBITS || (s.sh_offset <= size_ && s.sh_size <= size_ - s.sh_offset);
-  };
-  for (std::size_t i = 0; i < sh.size(); ++i)
-    if (!in_file(sh[i]))
+  if (elf_getshdrnum(e.get(), &shnum) != 0) throw corrupt(elf_errmsg(-1));
+  if (shnum == 0) throw corrupt("no section headers");
+  if (eh.e_shentsize != sizeof(Elf64_Shdr)) throw corrupt("bad section header size");
+  if (elf_getshdrstrndx(e.get(), &shstrndx) != 0 || shstrndx >= shnum)
+    throw corrupt("bad section name table index");
+  std::vector<GElf_Shdr> sh(shnum);
+  std::vector<Elf_Scn*> scns(shnum);
+  for (std::size_t i = 0; i < shnum; ++i) {
+    scns[i] = elf_getscn(e.get(), i);
+    if (!scns[i] || !gelf_getshdr(scns[i], &sh[i]))
+      throw corrupt(fmt::format("section {}: {}", i, elf_errmsg(-1)));
+    const GElf_Shdr& s = sh[i];
+    if (s.sh_type != SHT_NOBITS && (s.sh_offset > size_ || s.sh_size > size_ - s.sh_offset))
       throw corrupt(fmt::format("section {} data beyond the end of the file", i));
-  if (eh.e_shstrndx >= sh.size()) throw corrupt("bad section name table index");
-  const Elf64_Shdr& strsh = sh[eh.e_shstrndx];
-  auto str_at = [&](const Elf64_Shdr& table, std::uint64_t off) -> std::string {
-    if (table.sh_type == SHT_NOBITS || off >= table.sh_size) return {};
-    const char* b = reinterpret_cast<const char*>(data_ + table.sh_offset + off);
-    return std::string(b, strnlen(b, table.sh_size - off));
+  }
+  auto str_at = [&](std::size_t table, std::uint64_t off) -> std::string {
+    if (table >= shnum || sh[table].sh_type == SHT_NOBITS || off >= sh[table].sh_size) return {};
+    const char* str = elf_strptr(e.get(), table, off);
+    return str ? std::string(str) : std::string();
   };
-  sections_.reserve(sh.size());
+  sections_.reserve(shnum);
   for (const auto& s : sh) {
-    sections_.push_back(elf_section{str_at(strsh, s.sh_name), file_addr(s.sh_addr), s.sh_size,
+    sections_.push_back(elf_section{str_at(shstrndx, s.sh_name), file_addr(s.sh_addr), s.sh_size,
                                     file_offset(s.sh_offset), s.sh_type, s.sh_flags});
   }
 
-  for (const auto& s : sh) {
-    if (s.sh_type == SHT_SYMTAB && s.sh_entsize == sizeof(Elf64_Sym) && s.sh_link < sh.size()) {
-      const Elf64_Shdr& strtab = sh[s.sh_link];
+  for (std::size_t k = 0; k < shnum; ++k) {
+    const GElf_Shdr& s = sh[k];
+    if (s.sh_type == SHT_SYMTAB && s.sh_entsize == sizeof(Elf64_Sym) && s.sh_link < shnum) {
+      Elf_Data* d = elf_getdata(scns[k], nullptr);
+      if (!d) throw corrupt(fmt::format("symbol table: {}", elf_errmsg(-1)));
       const std::size_t n = s.sh_size / sizeof(Elf64_Sym);
       symbols_.reserve(n);
       for (std::size_t i = 0; i < n; ++i) {
-        Elf64_Sym sym;
-        std::memcpy(&sym, data_ + s.sh_offset + i * sizeof(Elf64_Sym), sizeof sym);
+        GElf_Sym sym;
+        if (!gelf_getsym(d, static_cast<int>(i), &sym)) break;
         if (sym.st_name == 0) continue;
-        symbols_.push_back(elf_symbol{str_at(strtab, sym.st_name), file_addr(sym.st_value),
+        symbols_.push_back(elf_symbol{str_at(s.sh_link, sym.st_name), file_addr(sym.st_value),
                                       sym.st_size,
-                                      static_cast<unsigned char>(ELF64_ST_TYPE(sym.st_info))});
+                                      static_cast<unsigned char>(GELF_ST_TYPE(sym.st_info))});
       }
     }
     // A PIE's pointers are rebased through R_X86_64_RELATIVE entries.
     if (s.sh_type == SHT_RELA && s.sh_entsize == sizeof(Elf64_Rela) && (s.sh_flags & SHF_ALLOC)) {
+      Elf_Data* d = elf_getdata(scns[k], nullptr);
+      if (!d) throw corrupt(fmt::format("relocations: {}", elf_errmsg(-1)));
       const std::size_t n = s.sh_size / sizeof(Elf64_Rela);
       for (std::size_t i = 0; i < n; ++i) {
-        Elf64_Rela r;
-        std::memcpy(&r, data_ + s.sh_offset + i * sizeof(Elf64_Rela), sizeof r);
-        if (ELF64_R_TYPE(r.r_info) == R_X86_64_RELATIVE)
+        GElf_Rela r;
+        if (!gelf_getrela(d, static_cast<int>(i), &r)) break;
+        if (GELF_R_TYPE(r.r_info) == R_X86_64_RELATIVE)
           relocs_.push_back({file_addr(r.r_offset), static_cast<std::uint64_t>(r.r_addend)});
       }
     }

@@ -18,6 +18,7 @@
 
 #include "support/gdb_counter.hpp"
 #include "support/run.hpp"
+#include "support/shell.hpp"
 #include "support/testdata.hpp"
 #include "support/uprobe_counter.hpp"
 
@@ -26,22 +27,6 @@ using namespace gomaptrace::testing;
 using nlohmann::json;
 
 namespace {
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char t[] = "/tmp/gomaptrace-e2e-XXXXXX";
-    path = mkdtemp(t);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
-};
 
 json inspect(const std::filesystem::path& bin) {
   auto r = run_command({gomaptrace_binary(), "inspect", "--json", bin.string()});
@@ -62,17 +47,20 @@ struct traced_run {
 traced_run trace(const std::filesystem::path& bin, const std::vector<std::string>& args,
                  const std::vector<std::string>& opts, const std::vector<std::string>& env = {}) {
   temp_dir d;
-  std::vector<std::string> argv = {
-      gomaptrace_binary(),          "--json",         "-o",
-      (d.path / "events").string(), "--summary-json", (d.path / "summary").string()};
+  std::vector<std::string> argv = {gomaptrace_binary(),
+                                   "--json",
+                                   "-o",
+                                   (d.path() / "events").string(),
+                                   "--summary-json",
+                                   (d.path() / "summary").string()};
   argv.insert(argv.end(), opts.begin(), opts.end());
   argv.push_back(bin.string());
   argv.insert(argv.end(), args.begin(), args.end());
   traced_run t;
   t.cmd = run_command(argv, env);
-  std::string s = slurp(d.path / "summary");
+  std::string s = slurp(d.path() / "summary");
   if (!s.empty()) t.summary = json::parse(s);
-  std::istringstream ev(slurp(d.path / "events"));
+  std::istringstream ev(slurp(d.path() / "events"));
   std::string line;
   while (std::getline(ev, line))
     if (!line.empty() && line[0] == '{') t.events.push_back(json::parse(line));
@@ -430,13 +418,14 @@ TEST(trace_process, killed_by_sigkill_from_outside) {
   const testdata_build* b = find_build("sleeper");
   if (!b) GTEST_SKIP() << "no sleeper build";
   temp_dir d;
-  child c({gomaptrace_binary(), "-q", "--summary-json", (d.path / "s").string(), b->path.string()});
+  child c(
+      {gomaptrace_binary(), "-q", "--summary-json", (d.path() / "s").string(), b->path.string()});
   ASSERT_TRUE(c.wait_for("heartbeat=1")) << c.buffered;
   auto kids = children_of(c.pid);
   ASSERT_EQ(kids.size(), 1u);
   kill(kids[0], SIGKILL);
   EXPECT_EQ(c.wait_exit(), 128 + SIGKILL);
-  json s = json::parse(slurp(d.path / "s"));
+  json s = json::parse(slurp(d.path() / "s"));
   EXPECT_EQ(s["signal"], SIGKILL);
   EXPECT_EQ(s["exit_status"], 128 + SIGKILL);
   EXPECT_GT(s["hits"]["runtime.mapassign_fast64"].get<int>(), 0);
@@ -479,12 +468,12 @@ TEST(trace_process, attach_then_detach_leaves_the_program_running_unharmed) {
     ASSERT_TRUE(prog.wait_for("heartbeat=1")) << prog.buffered;
     json info = inspect(b->path);
     temp_dir d;
-    child tracer({gomaptrace_binary(), "-q", "--summary-json", (d.path / "s").string(), "-p",
+    child tracer({gomaptrace_binary(), "-q", "--summary-json", (d.path() / "s").string(), "-p",
                   std::to_string(prog.pid)});
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));
     kill(tracer.pid, SIGINT);
     ASSERT_EQ(tracer.wait_exit(), 0);
-    json s = json::parse(slurp(d.path / "s"));
+    json s = json::parse(slurp(d.path() / "s"));
     EXPECT_TRUE(s["detached"].get<bool>());
     EXPECT_GT(s["hits"]["runtime.mapassign_fast64"].get<int>(), 50);
     // Every breakpoint byte is back: compare the live code with the file.
@@ -540,10 +529,10 @@ TEST(trace_output, chrome_trace_is_a_timeline_of_spans_per_goroutine) {
   const testdata_build* b = find_build("concurrent", "go1.26");
   if (!b) GTEST_SKIP() << "no go1.26 concurrent";
   temp_dir d;
-  auto r = run_command({gomaptrace_binary(), "-q", "--chrome-trace", (d.path / "t.json").string(),
+  auto r = run_command({gomaptrace_binary(), "-q", "--chrome-trace", (d.path() / "t.json").string(),
                         b->path.string()});
   ASSERT_EQ(r.status, 0) << r.err;
-  json t = json::parse(slurp(d.path / "t.json"));
+  json t = json::parse(slurp(d.path() / "t.json"));
   std::set<std::int64_t> lanes;
   int spans = 0;
   for (const json& e : t["traceEvents"]) {

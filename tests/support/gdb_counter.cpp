@@ -12,18 +12,13 @@
 #include <regex>
 #include <sstream>
 
+#include "support/shell.hpp"
+
 extern char** environ;
 
 namespace gomaptrace::testing {
 
 namespace {
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
@@ -55,24 +50,6 @@ expected<std::uint64_t> lowest_load_page(const std::filesystem::path& elf) {
   return *low & ~std::uint64_t{0xfff};
 }
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string t = (std::filesystem::temp_directory_path() / "gomaptrace-gdb-XXXXXX").string();
-    if (::mkdtemp(t.data())) path_ = t;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 // Runs argv with stdout and stderr into `log`; returns the wait status.
 expected<int> run(const std::vector<std::string>& argv, const std::filesystem::path& log) {
   posix_spawn_file_actions_t fa;
@@ -97,7 +74,7 @@ expected<int> run(const std::vector<std::string>& argv, const std::filesystem::p
 }  // namespace
 
 std::string gdb_unavailable_reason() {
-  temp_dir tmp;
+  temp_dir tmp("gomaptrace-gdb");
   auto st =
       run({"gdb", "-nx", "-batch", "-ex", "python print('gdb-python-ok')"}, tmp.path() / "log");
   if (!st || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0 ||
@@ -113,7 +90,7 @@ expected<gdb_result> gdb_count(const std::filesystem::path& program,
                                std::chrono::seconds timeout) {
   auto low = lowest_load_page(program);
   if (!low) return unexpected(low.error());
-  temp_dir tmp;
+  temp_dir tmp("gomaptrace-gdb");
   if (tmp.path().empty()) return unexpected("cannot create a temporary directory");
   const auto out_file = tmp.path() / "stdout";
   const auto script = tmp.path() / "script.gdb";

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <system_error>
 
@@ -30,16 +32,24 @@ inline std::filesystem::path host_go_binary() {
   return root.empty() ? std::filesystem::path() : std::filesystem::path(root) / "bin" / "go";
 }
 
+// The whole contents of a file (empty when it cannot be read).
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 // A fresh directory under /tmp, removed with everything in it when the object goes.
 class temp_dir {
  public:
   explicit temp_dir(const std::string& prefix = "gomaptrace-test") {
     std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
-    path_ = ::mkdtemp(tmpl.data());
+    if (::mkdtemp(tmpl.data())) path_ = tmpl;  // stays empty if /tmp refuses
   }
   ~temp_dir() {
     std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
   }
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;

@@ -9,6 +9,7 @@ packages=(
   libelf-dev libdwarf-dev zlib1g-dev libcli11-dev libfmt-dev
   libzydis-dev nlohmann-json3-dev libgtest-dev
   gdb golang-1.19-go linux-perf hyperfine clang-format
+  libprotobuf-dev protobuf-compiler golang-github-google-pprof-dev
 )
 missing=()
 for p in "${packages[@]}"; do

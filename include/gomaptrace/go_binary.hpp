@@ -24,10 +24,13 @@ struct resolved_probe {
   std::string symbol;
   file_addr entry;
   file_addr end;
-  file_addr breakpoint;                   // after the stack-check prologue
-  std::vector<file_addr> returns;         // every RET in the body
-  std::string source;                     // "symtab" or ".gopclntab"
-  std::vector<std::string> inlined_into;  // callers holding an inlined copy (missed calls)
+  file_addr breakpoint;            // after the stack-check prologue
+  std::vector<file_addr> returns;  // every RET in the body
+  std::string source;              // "symtab" or ".gopclntab"
+  // Inlined copies of the function in other functions (from the inline trees): calls there
+  // never reach `entry`. Each site's `body` is the first PC of the inlined body.
+  std::vector<inlined_copy> inlined_sites;
+  std::vector<std::string> inlined_into;  // the callers of inlined_sites, sorted, unique
 };
 
 class go_binary {

@@ -23,6 +23,15 @@ struct go_func {
   std::uint32_t func_off = 0;  // offset of the _func record from the start of the functab
 };
 
+// One inlined copy of a function inside another (an entry of the caller's inline tree that
+// kept at least one instruction).
+struct inlined_copy {
+  std::string caller;  // the outermost function holding the copy
+  file_addr body;      // lowest PC of the inlined body (its own or a nested inlinee's)
+  file_addr call;      // the call site in the caller (the tree entry's parentPc)
+  bool operator==(const inlined_copy&) const = default;
+};
+
 struct source_frame {
   std::string function;
   std::string file;
@@ -65,6 +74,9 @@ class pclntab {
   std::vector<std::string> inlined_into(std::string_view name) const;
   // The same for several names in one walk over the inline trees (sorted, unique per name).
   std::map<std::string, std::vector<std::string>> inlined_into(
+      const std::vector<std::string>& names) const;
+  // Every inlined copy of each name, in one walk over the inline trees, sorted by body PC.
+  std::map<std::string, std::vector<inlined_copy>> inlined_copies(
       const std::vector<std::string>& names) const;
 
  private:

@@ -378,44 +378,69 @@ std::vector<std::string> pclntab::inlined_into(std::string_view name) const {
 
 std::map<std::string, std::vector<std::string>> pclntab::inlined_into(
     const std::vector<std::string>& names) const {
+  std::map<std::string, std::vector<std::string>> out;
+  for (auto& [name, copies] : inlined_copies(names)) {
+    std::set<std::string> callers;
+    for (const auto& c : copies) callers.insert(c.caller);
+    out[name] = {callers.begin(), callers.end()};
+  }
+  return out;
+}
+
+std::map<std::string, std::vector<inlined_copy>> pclntab::inlined_copies(
+    const std::vector<std::string>& names) const {
   // One walk over every function's inline tree answers all names: the walk is what costs
   // (a large binary has tens of thousands of functions).
   const std::set<std::string, std::less<>> wanted(names.begin(), names.end());
-  std::map<std::string, std::set<std::string>> found;
+  std::map<std::string, std::vector<inlined_copy>> out;
+  for (const auto& n : names) out[n];
   for (const auto& f : funcs_) {
     auto r = record(f);
     if (!r || pcdata_inl_tree_index >= r->npcdata) continue;
     auto tree = funcdata(*r, funcdata_inl_tree);
     auto table = load<std::uint32_t>(data_, r->pcdata_off + 4 * pcdata_inl_tree_index);
     if (!tree || !table || *table == 0) continue;
-    // Every inline-tree entry is the value of PCDATA_InlTreeIndex somewhere in the function
-    // (an entry with no instructions of its own is still reached as a parent); walk the table
-    // once to collect them.
-    std::set<std::int32_t> seen;
+    // Every PC carries the innermost inline-tree entry it belongs to; the lowest PC of an
+    // entry's body is the lowest PC of it or of any entry nested in it (an entry with no
+    // instructions of its own is still reached as a parent).
+    std::map<std::int32_t, std::uint64_t> body;
     pcvalue_reader pv(data_, pctab_off_ + *table, f.entry.value());
-    while (pv.next())
-      if (pv.value() >= 0) seen.insert(pv.value());
-    std::set<std::int32_t> done;
-    std::vector<std::int32_t> todo(seen.begin(), seen.end());
-    while (!todo.empty()) {
-      const std::int32_t ix = todo.back();
-      todo.pop_back();
-      if (!done.insert(ix).second || done.size() > 100000) continue;
-      auto call = inline_entry(*tree, ix);
-      if (!call) continue;
-      if (auto it = wanted.find(name_at(call->name_off)); it != wanted.end()) {
-        found[*it].insert(f.name);
+    for (std::uint64_t start = f.entry.value(); pv.next(); start = pv.pc())
+      if (pv.value() >= 0 && start < pv.pc()) body.emplace(pv.value(), start);  // first wins
+    std::map<std::int32_t, std::optional<inline_call>> calls;
+    auto call_of = [&](std::int32_t ix) -> const std::optional<inline_call>& {
+      auto it = calls.find(ix);
+      if (it == calls.end()) it = calls.emplace(ix, inline_entry(*tree, ix)).first;
+      return it->second;
+    };
+    std::map<std::int32_t, std::uint64_t> start_of;
+    for (const auto& [leaf, pc] : body) {
+      std::int32_t ix = leaf;
+      for (unsigned depth = 0; ix >= 0 && depth < 256; ++depth) {
+        auto [it, fresh] = start_of.emplace(ix, pc);
+        if (!fresh) {
+          if (it->second <= pc) break;  // its ancestors already start at or below pc
+          it->second = pc;
+        }
+        const auto& call = call_of(ix);
+        if (!call) break;
+        auto parent = pcvalue(*table, r->entry, r->entry + call->parent_pc);
+        if (!parent || *parent == ix) break;
+        ix = *parent;
       }
-      if (auto parent = pcvalue(*table, r->entry, r->entry + call->parent_pc);
-          parent && *parent >= 0)
-        todo.push_back(*parent);
+      if (start_of.size() > 100000) break;
+    }
+    for (const auto& [ix, pc] : start_of) {
+      const auto& call = call_of(ix);
+      if (!call) continue;
+      auto it = wanted.find(name_at(call->name_off));
+      if (it == wanted.end()) continue;
+      out[*it].push_back({f.name, file_addr(pc), r->entry + call->parent_pc});
     }
   }
-  std::map<std::string, std::vector<std::string>> out;
-  for (const auto& n : names) {
-    const auto& callers = found[n];
-    out[n] = {callers.begin(), callers.end()};
-  }
+  for (auto& [n, copies] : out)
+    std::sort(copies.begin(), copies.end(),
+              [](const inlined_copy& a, const inlined_copy& b) { return a.body < b.body; });
   return out;
 }
 

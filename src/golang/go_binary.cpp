@@ -166,8 +166,14 @@ void go_binary::resolve_probes() {
   }
   std::vector<std::string> names;
   for (const resolved_probe& p : probes_) names.push_back(p.symbol);
-  auto inlined = pcln_->inlined_into(names);
-  for (resolved_probe& p : probes_) p.inlined_into = std::move(inlined[p.symbol]);
+  auto inlined = pcln_->inlined_copies(names);
+  for (resolved_probe& p : probes_) {
+    p.inlined_sites = std::move(inlined[p.symbol]);
+    for (const inlined_copy& c : p.inlined_sites) p.inlined_into.push_back(c.caller);
+    std::sort(p.inlined_into.begin(), p.inlined_into.end());
+    p.inlined_into.erase(std::unique(p.inlined_into.begin(), p.inlined_into.end()),
+                         p.inlined_into.end());
+  }
 }
 
 bool go_binary::traceable(std::string* why) const {

@@ -68,6 +68,10 @@ nlohmann::json inspect_json(const go_binary& bin) {
                {"breakpoint_source", p.breakpoint == p.entry ? "entry (no stack check)"
                                                              : "after stack check (decoded)"}};
     if (!p.inlined_into.empty()) pj["inlined_into"] = p.inlined_into;
+    json sites = json::array();
+    for (const inlined_copy& c : p.inlined_sites)
+      sites.push_back({{"caller", c.caller}, {"body", hex(c.body)}, {"call", hex(c.call)}});
+    if (!sites.empty()) pj["inlined_sites"] = std::move(sites);
     probes.push_back(std::move(pj));
   }
   j["probes"] = std::move(probes);

@@ -228,5 +228,47 @@ TEST(GosymOracle, InlinedIntoMatchesDwarf) {
   if (nonempty == 0) GTEST_SKIP() << "no testdata build with DWARF";
 }
 
+// inlined_copies() against the DW_TAG_inlined_subroutine records: each inlined copy of a
+// probed function, with the lowest PC of its body, is the tracer's breakpoint there. jsonmaps
+// calls reflect.MakeMap, whose runtime.makemap is inlined from Go 1.24 on.
+TEST(GosymOracle, InlinedCopiesMatchDwarf) {
+  const auto builds = td::testdata_builds("jsonmaps");
+  SKIP_WITHOUT_TESTDATA(builds);
+  const std::vector<std::string> names = {"runtime.makemap",
+                                          "runtime.makemap_small",
+                                          "runtime.mapassign",
+                                          "runtime.hashGrow",
+                                          "runtime.growWork",
+                                          "runtime.evacuate",
+                                          "runtime.add",
+                                          "internal/runtime/maps.(*Map).growToTable",
+                                          "internal/runtime/maps.(*Map).directoryIndex"};
+  std::size_t sites = 0, compared = 0;
+  for (const auto& b : builds) {
+    if (b.variant != "default" && b.variant != "pie") continue;
+    SCOPED_TRACE(b.name());
+    auto elf = elf_file::open(b.path);
+    auto tab = pclntab::parse(*elf);
+    std::string cmd = td::oracle("gosym").string() + " " + b.path.string() + " sites";
+    for (const auto& name : names) cmd += " '" + name + "'";
+    std::set<std::string> want, have;
+    for (const auto& l : lines(run(cmd))) want.insert(l);
+    for (const auto& [name, copies] : tab->inlined_copies(names))
+      for (const auto& c : copies)
+        have.insert(fmt::format("{}\t{}\t{:#x}", name, c.caller, c.body.value()));
+    EXPECT_EQ(have, want);
+    // The case, by DWARF alone: Swiss builds inline makemap into reflect.makemap.
+    const auto inlined_makemap = std::count_if(want.begin(), want.end(), [](const auto& l) {
+      return l.starts_with("runtime.makemap\treflect.makemap\t");
+    });
+    EXPECT_EQ(inlined_makemap, b.map_impl == "swiss" ? 1 : 0);
+    sites += have.size();
+    ++compared;
+  }
+  EXPECT_GE(compared, 18u) << "every toolchain's default and pie jsonmaps build";
+  EXPECT_GT(sites, 0u);
+  std::printf("compared %zu inlined copies in %zu builds\n", sites, compared);
+}
+
 }  // namespace
 }  // namespace gomaptrace

@@ -5,6 +5,8 @@
 //	gosym BINARY pcline PC...  one "file:line:func" line per PC (hex with 0x, or decimal)
 //	gosym BINARY inlined NAME...  from DWARF: "NAME\tFUNC" for each function FUNC holding an
 //	                              inlined copy of NAME, sorted
+//	gosym BINARY sites NAME...    from DWARF: "NAME\tFUNC\t0xPC" for each inlined copy of NAME
+//	                              with code, PC its lowest address, sorted
 package main
 
 import (
@@ -37,8 +39,8 @@ func fail(format string, args ...any) {
 }
 
 func main() {
-	if len(os.Args) < 2 || (len(os.Args) > 2 && os.Args[2] != "pcline" && os.Args[2] != "inlined") {
-		fail("usage: gosym BINARY [pcline PC... | inlined NAME]")
+	if len(os.Args) < 2 || (len(os.Args) > 2 && os.Args[2] != "pcline" && os.Args[2] != "inlined" && os.Args[2] != "sites") {
+		fail("usage: gosym BINARY [pcline PC... | inlined NAME... | sites NAME...]")
 	}
 	path := os.Args[1]
 	f, err := elf.Open(path)
@@ -47,7 +49,11 @@ func main() {
 	}
 	defer f.Close()
 	if len(os.Args) > 2 && os.Args[2] == "inlined" {
-		inlined(f, os.Args[3:])
+		inlined(f, os.Args[3:], false)
+		return
+	}
+	if len(os.Args) > 2 && os.Args[2] == "sites" {
+		inlined(f, os.Args[3:], true)
 		return
 	}
 	sec := f.Section(".gopclntab")
@@ -98,8 +104,9 @@ func main() {
 }
 
 // inlined prints, for each of wanted, the top-level subprograms whose DWARF holds a
-// DW_TAG_inlined_subroutine (at any depth) of that function.
-func inlined(f *elf.File, wanted []string) {
+// DW_TAG_inlined_subroutine (at any depth) of that function; with sites, one line per such
+// record that has code, with its lowest PC.
+func inlined(f *elf.File, wanted []string, sites bool) {
 	want := map[string]bool{}
 	for _, n := range wanted {
 		want[n] = true
@@ -151,8 +158,22 @@ func inlined(f *elf.File, wanted []string) {
 			}
 		case e.Tag == dwarf.TagInlinedSubroutine && outer != "":
 			if off, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
-				if n := originName(off); want[n] {
+				if n := originName(off); want[n] && !sites {
 					found[n+"\t"+outer] = true
+				} else if want[n] {
+					ranges, err := d.Ranges(e)
+					if err != nil {
+						fail("%v", err)
+					}
+					low := ^uint64(0)
+					for _, r := range ranges {
+						if r[1] > r[0] && r[0] < low {
+							low = r[0]
+						}
+					}
+					if low != ^uint64(0) {
+						found[fmt.Sprintf("%s\t%s\t%#x", n, outer, low)] = true
+					}
 				}
 			}
 		}

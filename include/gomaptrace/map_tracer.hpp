@@ -77,6 +77,7 @@ struct trace_stats {
   std::uint64_t events = 0;                   // events handed to the sink
   std::uint64_t maps_created = 0;
   std::uint64_t grows = 0;
+  std::uint64_t inserts = 0;                // mapassign* calls
   std::uint64_t unmatched_returns = 0;      // returns whose entry we did not see (attach mid-call)
   std::uint64_t read_errors = 0;            // tracee memory that could not be read
   std::map<std::string, site_stats> sites;  // key "file:line"

@@ -36,6 +36,13 @@ struct probe_spec {
   arg_reg table_arg;  // swiss *table receiver
   arg_reg extra_arg;  // hint, bucket, newCapacity
   bool high_volume;   // printed only on request (--events)
+  // What a hit means to a user, decided here once rather than from the symbol's spelling.
+  std::string_view event;  // the event's name in every output (makemap, assign, split, ...)
+  // Growth in the sense a user asks "how often did my map grow": classic hashGrow, swiss
+  // growToTable (small map becomes a table), table grow (capacity doubles) and split; not
+  // the rehash that wraps grow/split, nor growToSmall (the first group of an empty map).
+  bool counts_as_grow = false;
+  bool is_insert = false;  // mapassign*: one key inserted or updated
 };
 
 // The probes for one implementation. Functions a given binary lacks are simply not found

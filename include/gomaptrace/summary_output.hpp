@@ -9,21 +9,9 @@
 #include <vector>
 
 #include "gomaptrace/map_tracer.hpp"
+#include "gomaptrace/trace_session.hpp"
 
 namespace gomaptrace {
-
-struct run_outcome {
-  std::string binary;
-  std::string go_version;
-  std::string map_impl;
-  int pid = 0;
-  bool attached = false;
-  bool detached = false;           // we left the program running
-  std::optional<int> exit_status;  // the program's, or 128+signal
-  std::optional<int> signal;       // when killed by a signal
-  std::uint64_t duration_ns = 0;
-  std::vector<std::string> warnings;  // what may make the figures incomplete
-};
 
 nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run);
 void write_summary_text(std::ostream& out, const trace_stats& stats, const run_outcome& run);

@@ -5,7 +5,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -18,9 +17,9 @@
 #include "gomaptrace/event_output.hpp"
 #include "gomaptrace/go_binary.hpp"
 #include "gomaptrace/inspect_output.hpp"
-#include "gomaptrace/map_tracer.hpp"
 #include "gomaptrace/process.hpp"
 #include "gomaptrace/summary_output.hpp"
+#include "gomaptrace/trace_session.hpp"
 
 namespace gt = gomaptrace;
 
@@ -136,151 +135,44 @@ int run_inspect(const std::string& path, bool json) {
   return 0;
 }
 
-std::uint64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+// The signal policy: a signal aimed at gomaptrace alone detaches when attached, and is passed
+// on to a launched program (unless the terminal already sent it to the program's group).
+gt::stop_decision on_stop_request(bool attached) {
+  int sig = g_stop_signal;
+  g_stop_signal = 0;
+  if (attached) return {true, 0};
+  return {false, sig && !g_stop_from_kernel ? sig : 0};
 }
 
 int run_trace(const trace_options& o) {
   const bool attach = o.pid != 0;
-  const int pid = attach ? thread_group_of(o.pid) : 0;
-  std::filesystem::path prog = attach ? exe_of(pid) : resolve_program(o.command.at(0));
-  auto bin = gt::go_binary::open(prog);
-  std::string why;
-  if (!bin->traceable(&why)) throw gt::fatal_error(gt::exit_code::unsupported_go, why);
-  if (o.max_grows && !gt::map_tracer::can_count_grows(*bin)) {
-    throw gt::fatal_error(
-        gt::exit_code::trace_failed,
-        fmt::format("{}: --max-grows: the binary has no growth function to probe", prog.string()));
-  }
-  std::vector<std::string> warnings;
-  for (const gt::resolved_probe& p : bin->probes()) {
-    if (!p.inlined_into.empty()) {
-      warnings.push_back(fmt::format("{} is inlined into {} function(s); calls there are not seen",
-                                     p.symbol, p.inlined_into.size()));
-    }
-  }
+  gt::session_options so;
+  so.pid = attach ? thread_group_of(o.pid) : 0;
+  so.program = attach ? exe_of(so.pid) : resolve_program(o.command.at(0));
+  so.command = o.command;
+  so.need_grows = o.max_grows.has_value();
+  so.tracer.stack_depth = o.stack;
+  so.tracer.all_events = o.events;
+  if (!o.filter.empty()) so.tracer.filter = std::regex(o.filter, std::regex::optimize);
+  gt::trace_session session(std::move(so));
 
   auto file_out = open_output(o.output, "-o");
   auto summary_out = open_output(o.summary_json, "--summary-json");
   auto chrome_out = open_output(o.chrome_trace, "--chrome-trace");
   std::ostream& out = file_out ? *file_out : std::cerr;
 
-  std::unique_ptr<gt::process> proc;
-  if (attach) {
-    proc = gt::process::attach(pid);
-  } else {
-    proc = gt::process::launch(prog, o.command);
-  }
+  session.start();
   install_signal_handlers();
-  const std::uint64_t bias = bin->elf().is_pie() ? proc->load_bias(bin->elf().entry()) : 0;
 
   gt::text_event_output text(out);
   gt::json_event_output jsonl(out);
-  gt::chrome_trace_output chrome(proc->pid());
+  gt::chrome_trace_output chrome(session.pid());
   gt::tee_sink sinks;
   if (!o.quiet) sinks.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
   if (chrome_out) sinks.add(&chrome);
 
-  gt::process* p = proc.get();
-  gt::memory_reader reader = [p](std::uint64_t addr,
-                                 std::size_t len) -> gt::expected<std::vector<std::byte>> {
-    std::vector<std::byte> buf(len);
-    if (auto r = p->read_memory(gt::virt_addr(addr), buf); !r) return gt::unexpected(r.error());
-    return buf;
-  };
-  gt::tracer_options topts;
-  topts.stack_depth = o.stack;
-  topts.all_events = o.events;
-  if (!o.filter.empty()) topts.filter = std::regex(o.filter, std::regex::optimize);
-  gt::gather_reader gather = [p](const std::vector<std::uint64_t>& addrs, std::size_t len)
-      -> gt::expected<std::vector<std::byte>> {
-    std::vector<std::byte> buf(addrs.size() * len);
-    std::vector<gt::memory_range> ranges;
-    ranges.reserve(addrs.size());
-    for (std::size_t i = 0; i < addrs.size(); ++i) {
-      ranges.push_back({gt::virt_addr(addrs[i]), std::span<std::byte>(buf).subspan(i * len, len)});
-    }
-    if (auto r = p->read_memory_many(ranges); !r) return gt::unexpected(r.error());
-    return buf;
-  };
-  gt::map_tracer tracer(*bin, bias, reader, topts, sinks, gather);
-
-  // Breakpoint site ids from the debugger map back to the tracer's requests.
-  std::unordered_map<std::uint64_t, std::size_t> request_of_site;
-  const auto& reqs = tracer.breakpoints();
-  for (std::size_t i = 0; i < reqs.size(); ++i) {
-    auto id = proc->add_breakpoint(reqs[i].addr);
-    if (!id) {
-      throw gt::fatal_error(
-          gt::exit_code::trace_failed,
-          fmt::format("{}: cannot plant a breakpoint at {:#x} ({}): {}", prog.string(),
-                      reqs[i].addr.value(), bin->probes()[reqs[i].probe].symbol, id.error()));
-    }
-    if (!request_of_site.emplace(*id, i).second) {
-      throw gt::fatal_error(gt::exit_code::trace_failed,
-                            fmt::format("{}: two probes share the address {:#x}", prog.string(),
-                                        reqs[i].addr.value()));
-    }
-  }
-
-  const std::uint64_t start = now_ns();
-  gt::run_outcome outcome;
-  outcome.binary = prog.string();
-  outcome.go_version = bin->version().raw;
-  outcome.map_impl = std::string(gt::to_string(bin->impl()));
-  outcome.pid = proc->pid();
-  outcome.attached = attach;
-  outcome.warnings = warnings;
-
-  // The handler runs while the hitting thread sits on its breakpoint: whatever goes wrong in
-  // decoding or printing one hit is recorded, never thrown through the debugger, which must
-  // always get to move the thread on.
-  std::uint64_t handler_errors = 0;
-  std::string first_handler_error;
-  auto handler = [&](const gt::breakpoint_hit& hit) {
-    try {
-      gt::hit_context ctx;
-      ctx.tid = hit.tid;
-      ctx.time_ns = now_ns() - start;
-      const gt::registers& r = hit.regs;
-      ctx.regs = {r.rip(), r.rsp(), r.rbp(), r.r14(), r.rax(), r.rbx(), r.rcx(),
-                  r.rdi(), r.rsi(), r.r8(),  r.r9(),  r.r10(), r.r11()};
-      tracer.on_hit(request_of_site.at(hit.id), ctx);
-    } catch (const std::exception& e) {
-      if (handler_errors++ == 0) first_handler_error = e.what();
-    }
-  };
-
-  for (;;) {
-    gt::run_result res = proc->run(handler);
-    if (res.what == gt::run_result::kind::exited) {
-      outcome.exit_status = res.status;
-      break;
-    }
-    if (res.what == gt::run_result::kind::signaled) {
-      outcome.signal = res.signal;
-      outcome.exit_status = 128 + res.signal;
-      break;
-    }
-    // Stopped by a signal aimed at us.
-    int sig = g_stop_signal;
-    g_stop_signal = 0;
-    if (attach) {
-      proc->detach();
-      outcome.detached = true;
-      break;
-    }
-    if (sig && !g_stop_from_kernel) ::kill(proc->pid(), sig);
-  }
-  outcome.duration_ns = now_ns() - start;
-  if (handler_errors) {
-    outcome.warnings.push_back(fmt::format("{} hit(s) could not be decoded; the first: {}",
-                                           handler_errors, first_handler_error));
-  }
-
-  const gt::trace_stats& stats = tracer.stats();
+  const gt::run_outcome& outcome = session.run(sinks, on_stop_request);
+  const gt::trace_stats& stats = session.stats();
   if (!o.no_summary) gt::write_summary_text(out, stats, outcome);
   out.flush();
   if (summary_out)

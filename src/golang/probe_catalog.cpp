@@ -33,27 +33,35 @@ using P = probe_role;
 // Signatures checked against runtime/map.go (1.17-1.23), map_noswiss.go / map_swiss.go
 // (1.24, 1.25), runtime/map.go (1.26+) and internal/runtime/maps/{map,table}.go.
 const std::vector<probe_spec> shared_entry = {
-    {"runtime.makemap", P::create, true, R::rax, R::none, R::none, R::rbx, false},
-    {"runtime.makemap64", P::create, true, R::rax, R::none, R::none, R::rbx, false},
-    {"runtime.makemap_small", P::create_small, true, R::none, R::none, R::none, R::none, false},
-    {"runtime.mapassign", P::assign, false, R::rax, R::rbx, R::none, R::none, true},
-    {"runtime.mapassign_fast32", P::assign, false, R::rax, R::rbx, R::none, R::none, true},
-    {"runtime.mapassign_fast32ptr", P::assign, false, R::rax, R::rbx, R::none, R::none, true},
-    {"runtime.mapassign_fast64", P::assign, false, R::rax, R::rbx, R::none, R::none, true},
-    {"runtime.mapassign_fast64ptr", P::assign, false, R::rax, R::rbx, R::none, R::none, true},
-    {"runtime.mapassign_faststr", P::assign, false, R::rax, R::rbx, R::none, R::none, true},
+    {"runtime.makemap", P::create, true, R::rax, R::none, R::none, R::rbx, false, "makemap"},
+    {"runtime.makemap64", P::create, true, R::rax, R::none, R::none, R::rbx, false, "makemap"},
+    {"runtime.makemap_small", P::create_small, true, R::none, R::none, R::none, R::none, false,
+     "makemap_small"},
+    {"runtime.mapassign", P::assign, false, R::rax, R::rbx, R::none, R::none, true, "assign", false,
+     true},
+    {"runtime.mapassign_fast32", P::assign, false, R::rax, R::rbx, R::none, R::none, true, "assign",
+     false, true},
+    {"runtime.mapassign_fast32ptr", P::assign, false, R::rax, R::rbx, R::none, R::none, true,
+     "assign", false, true},
+    {"runtime.mapassign_fast64", P::assign, false, R::rax, R::rbx, R::none, R::none, true, "assign",
+     false, true},
+    {"runtime.mapassign_fast64ptr", P::assign, false, R::rax, R::rbx, R::none, R::none, true,
+     "assign", false, true},
+    {"runtime.mapassign_faststr", P::assign, false, R::rax, R::rbx, R::none, R::none, true,
+     "assign", false, true},
 };
 
 std::vector<probe_spec> make_classic() {
   std::vector<probe_spec> v = shared_entry;
-  v.push_back({"runtime.hashGrow", P::grow, true, R::rax, R::rbx, R::none, R::none, false});
+  v.push_back(
+      {"runtime.hashGrow", P::grow, true, R::rax, R::rbx, R::none, R::none, false, "grow", true});
   for (auto s : {"runtime.growWork", "runtime.growWork_fast32", "runtime.growWork_fast64",
                  "runtime.growWork_faststr"}) {
-    v.push_back({s, P::grow_work, false, R::rax, R::rbx, R::none, R::rcx, true});
+    v.push_back({s, P::grow_work, false, R::rax, R::rbx, R::none, R::rcx, true, "grow_work"});
   }
   for (auto s : {"runtime.evacuate", "runtime.evacuate_fast32", "runtime.evacuate_fast64",
                  "runtime.evacuate_faststr"}) {
-    v.push_back({s, P::evacuate, false, R::rax, R::rbx, R::none, R::rcx, true});
+    v.push_back({s, P::evacuate, false, R::rax, R::rbx, R::none, R::rcx, true, "evacuate"});
   }
   return v;
 }
@@ -61,17 +69,17 @@ std::vector<probe_spec> make_classic() {
 std::vector<probe_spec> make_swiss() {
   std::vector<probe_spec> v = shared_entry;
   v.push_back({"internal/runtime/maps.(*Map).growToSmall", P::map_grow, true, R::rbx, R::rax,
-               R::none, R::none, false});
+               R::none, R::none, false, "grow_to_small"});
   v.push_back({"internal/runtime/maps.(*Map).growToTable", P::map_grow, true, R::rbx, R::rax,
-               R::none, R::none, false});
+               R::none, R::none, false, "grow_to_table", true});
   v.push_back({"internal/runtime/maps.(*table).rehash", P::table_grow, true, R::rbx, R::rcx, R::rax,
-               R::none, false});
+               R::none, false, "rehash"});
   v.push_back({"internal/runtime/maps.(*table).grow", P::table_grow, true, R::rbx, R::rcx, R::rax,
-               R::rdi, false});
+               R::rdi, false, "table_grow", true});
   v.push_back({"internal/runtime/maps.(*table).split", P::table_grow, true, R::rbx, R::rcx, R::rax,
-               R::none, false});
+               R::none, false, "split", true});
   v.push_back({"internal/runtime/maps.(*Map).installTableSplit", P::install_split, false, R::none,
-               R::rax, R::rbx, R::none, true});
+               R::rax, R::rbx, R::none, true, "install_split"});
   return v;
 }
 }  // namespace

@@ -80,9 +80,6 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
 }
 
 void write_summary_text(std::ostream& out, const trace_stats& stats, const run_outcome& run) {
-  std::uint64_t assigns = 0;
-  for (const auto& [sym, n] : stats.hits)
-    if (sym.find("mapassign") != std::string::npos) assigns += n;
   std::string how;
   if (run.detached) {
     how = "detached; the program runs on";
@@ -93,7 +90,7 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
   }
   out << fmt::format(
       "\ngomaptrace: {} ({} maps), {} maps created, {} grows, {} inserts in {}; {}\n",
-      run.go_version, run.map_impl, stats.maps_created, stats.grows, assigns,
+      run.go_version, run.map_impl, stats.maps_created, stats.grows, stats.inserts,
       format_duration(run.duration_ns), how);
   if (!stats.sites.empty()) {
     out << fmt::format("  {:<34} {:>6} {:>6} {:>8} {:>11} {:>9} {:>9}  {}\n", "creation site",

@@ -34,42 +34,6 @@ std::uint64_t hit_regs::arg(arg_reg r) const {
 
 namespace {
 
-std::string event_name(const resolved_probe& p) {
-  const std::string& s = p.symbol;
-  switch (p.spec->role) {
-    case probe_role::create:
-      return "makemap";
-    case probe_role::create_small:
-      return "makemap_small";
-    case probe_role::assign:
-      return "assign";
-    case probe_role::grow:
-      return "grow";
-    case probe_role::grow_work:
-      return "grow_work";
-    case probe_role::evacuate:
-      return "evacuate";
-    case probe_role::map_grow:
-      return s.ends_with("growToSmall") ? "grow_to_small" : "grow_to_table";
-    case probe_role::table_grow:
-      if (s.ends_with(".rehash")) return "rehash";
-      if (s.ends_with(".split")) return "split";
-      return "table_grow";
-    case probe_role::install_split:
-      return "install_split";
-  }
-  return "?";
-}
-
-// Growth in the sense a user asks "how often did my map grow": classic hashGrow, swiss
-// growToTable (small map becomes a table), table grow (capacity doubles) and split.
-bool counts_as_grow(const resolved_probe& p) {
-  if (p.spec->role == probe_role::grow) return true;
-  if (p.spec->role == probe_role::map_grow) return p.symbol.ends_with("growToTable");
-  if (p.spec->role == probe_role::table_grow) return !p.symbol.ends_with(".rehash");
-  return false;
-}
-
 std::uint64_t extract(const std::vector<std::byte>& b, const field_layout& f) {
   std::uint64_t v = 0;
   if (f.offset + f.size > b.size() || f.size > 8) return 0;
@@ -110,7 +74,7 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
 
 bool map_tracer::can_count_grows(const go_binary& bin) {
   return std::any_of(bin.probes().begin(), bin.probes().end(),
-                     [](const resolved_probe& p) { return counts_as_grow(p); });
+                     [](const resolved_probe& p) { return p.spec->counts_as_grow; });
 }
 
 void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
@@ -120,6 +84,7 @@ void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
     on_return(p, r.probe, ctx);
   } else {
     ++*hit_counters_[r.probe];
+    if (p.spec->is_insert) ++stats_.inserts;
     on_entry(p, r.probe, ctx);
   }
 }
@@ -319,7 +284,7 @@ std::int64_t map_tracer::call_key(const hit_context& ctx, std::optional<std::int
 map_event map_tracer::base_event(const resolved_probe& p, const hit_context& ctx,
                                  std::optional<std::int64_t> g) {
   map_event e;
-  e.event = event_name(p);
+  e.event = std::string(p.spec->event);
   e.func = p.symbol;
   e.time_ns = ctx.time_ns;
   e.tid = ctx.tid;
@@ -439,7 +404,7 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t probe, const hit
       if (!e.type) {
         if (auto m = maps_.find(e.map); m != maps_.end()) e.type = m->second.type;
       }
-      if (counts_as_grow(p)) note_grow(e.map);
+      if (s.counts_as_grow) note_grow(e.map);
       break;
   }
   emit(e, false);

@@ -1,0 +1,85 @@
+// layer: trace
+#pragma once
+// One trace from start to end: open the binary, launch or attach, plant the tracer's probes,
+// run the program to its end (or until the caller's signal policy says stop), and tell how
+// it ended. The command line and the signal policy stay with the caller (the CLI); the
+// session never installs signal handlers itself.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "gomaptrace/go_binary.hpp"
+#include "gomaptrace/map_tracer.hpp"
+
+namespace gomaptrace {
+
+class process;  // debugger layer; kept out of this header so outputs can read run_outcome
+
+struct run_outcome {
+  std::string binary;
+  std::string go_version;
+  std::string map_impl;
+  int pid = 0;
+  bool attached = false;
+  bool detached = false;           // we left the program running
+  std::optional<int> exit_status;  // the program's, or 128+signal
+  std::optional<int> signal;       // when killed by a signal
+  std::uint64_t duration_ns = 0;
+  std::vector<std::string> warnings;  // what may make the figures incomplete
+};
+
+struct session_options {
+  std::filesystem::path program;     // the executable to read (and launch, without pid)
+  std::vector<std::string> command;  // PROG ARGS... for a launch
+  int pid = 0;                       // attach to this thread group instead of launching
+  tracer_options tracer;
+  bool need_grows = false;  // fail at open when the binary has no growth function to probe
+};
+
+// What to do when the run loop stopped because process::request_stop() was called (a signal
+// aimed at gomaptrace). The caller owns that policy.
+struct stop_decision {
+  bool detach = false;     // leave the program running and end the trace
+  int forward_signal = 0;  // otherwise: send this signal to the program (0: none), run on
+};
+using stop_policy = std::function<stop_decision(bool attached)>;
+
+class trace_session {
+ public:
+  // Reads and checks the binary; throws fatal_error when it cannot be traced.
+  explicit trace_session(session_options opts);
+  ~trace_session();
+  trace_session(const trace_session&) = delete;
+  trace_session& operator=(const trace_session&) = delete;
+
+  const go_binary& binary() const { return *bin_; }
+  // Launches or attaches; throws fatal_error. After it, pid() names the program.
+  void start();
+  [[nodiscard]] int pid() const;
+  // Plants the probes and runs the program to its end or to a detach, handing events to
+  // `sink`. Errors decoding single hits are counted into the outcome's warnings.
+  const run_outcome& run(event_sink& sink, const stop_policy& on_stop);
+  const trace_stats& stats() const;
+  const run_outcome& outcome() const { return outcome_; }
+
+ private:
+  void plant();
+  void loop(const stop_policy& on_stop);
+
+  session_options opts_;
+  std::unique_ptr<go_binary> bin_;
+  std::unique_ptr<process> proc_;
+  std::unique_ptr<map_tracer> tracer_;
+  std::unordered_map<std::uint64_t, std::size_t> request_of_site_;  // debugger site -> request
+  std::uint64_t start_ns_ = 0;
+  run_outcome outcome_;
+};
+
+}  // namespace gomaptrace

@@ -18,6 +18,15 @@ struct stack_frame {
   bool inlined = false;
 };
 
+// Where a map was made: the first caller outside the runtime of its makemap.
+struct creation_site {
+  std::string file;
+  int line = 0;
+  std::string function;
+  // "file:line function", what --expect's site label matches.
+  std::string label() const { return file + ":" + std::to_string(line) + " " + function; }
+};
+
 struct field_value {
   std::string name;
   std::uint64_t value = 0;
@@ -41,6 +50,9 @@ struct map_event {
   std::vector<field_value> table;            // swiss: the receiver table at entry
   std::optional<std::uint64_t> duration_ns;  // entry to return
   std::vector<stack_frame> stack;            // the caller chain, innermost first
+  // The map's creation site; nullopt when the trace did not see the map made (made before
+  // it attached, or by the compiler with no runtime call).
+  std::optional<creation_site> site;
 };
 
 }  // namespace gomaptrace

@@ -9,7 +9,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "gomaptrace/address.hpp"
 #include "gomaptrace/go_binary.hpp"
 #include "gomaptrace/map_event.hpp"
+#include "gomaptrace/regex.hpp"
 #include "gomaptrace/type_name.hpp"
 
 namespace gomaptrace {
@@ -49,6 +49,8 @@ class event_sink {
  public:
   virtual ~event_sink() = default;
   virtual void on_event(const map_event& e) = 0;
+  // A map made by makemap_small gets its type from its first insert.
+  virtual void on_map_typed(std::uint64_t /*map*/, const std::string& /*type*/) {}
 };
 
 struct tracer_options {
@@ -56,7 +58,15 @@ struct tracer_options {
   bool all_events = false;  // print every insert, growWork and evacuate too
   // Hand on only events whose call chain has a matching function (--filter). Matched against
   // the whole chain, not just the printed frames; counts and sites cover every event.
-  std::optional<std::regex> filter;
+  std::optional<regex_matcher> filter;
+  // Walk every frame of each call chain, not only enough for the printed frames and the
+  // creation site: --filter and --expect func labels must see the whole chain.
+  bool full_chain = false;
+  // Sees every event the tracer builds, with its whole call chain, before --filter and
+  // --stack trim it (--expect). With observe_high_volume, inserts and evacuations are built
+  // for it even when not printed.
+  event_sink* observer = nullptr;
+  bool observe_high_volume = false;
 };
 
 // Per creation site (the first caller outside the runtime), for summaries.
@@ -123,6 +133,7 @@ class map_tracer {
                        std::optional<std::int64_t> g);
   void note_creation(map_event& e);
   void note_grow(std::uint64_t map);
+  std::optional<creation_site> site_of(std::uint64_t map) const;
   void emit(map_event& e, bool high_volume);
 
   const go_binary& bin_;

@@ -10,7 +10,6 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
-#include <regex>
 
 #include "gomaptrace/chrome_trace.hpp"
 #include "gomaptrace/error.hpp"
@@ -18,6 +17,7 @@
 #include "gomaptrace/go_binary.hpp"
 #include "gomaptrace/inspect_output.hpp"
 #include "gomaptrace/process.hpp"
+#include "gomaptrace/regex.hpp"
 #include "gomaptrace/summary_output.hpp"
 #include "gomaptrace/trace_session.hpp"
 
@@ -153,7 +153,8 @@ int run_trace(const trace_options& o) {
   so.need_grows = o.max_grows.has_value();
   so.tracer.stack_depth = o.stack;
   so.tracer.all_events = o.events;
-  if (!o.filter.empty()) so.tracer.filter = std::regex(o.filter, std::regex::optimize);
+  if (!o.filter.empty()) so.tracer.filter = *gt::regex_matcher::compile(o.filter);  // checked
+  so.tracer.full_chain = so.tracer.filter.has_value();
   gt::trace_session session(std::move(so));
 
   auto file_out = open_output(o.output, "-o");
@@ -236,12 +237,8 @@ int main(int argc, char** argv) {
                    "show only events whose call chain has a function matching this regex "
                    "(e.g. '^main\\.'); counts and summaries still cover every event")
         ->check([](const std::string& re) -> std::string {
-          try {
-            std::regex r(re);
-          } catch (const std::regex_error& e) {
-            return std::string("not a valid regular expression: ") + e.what();
-          }
-          return "";
+          auto r = gt::regex_matcher::compile(re);
+          return r ? "" : "not a valid regular expression: " + r.error();
         });
     app.add_option("--max-grows", o.max_grows,
                    "exit with status 111 if the program grew maps more than N times");

@@ -42,8 +42,11 @@ std::uint64_t extract(const std::vector<std::byte>& b, const field_layout& f) {
 }
 
 // Frames walked per event whatever --stack prints: enough to get from runtime internals to
-// the program's creation site, and for --filter to see the program's functions.
+// the program's creation site.
 constexpr int unwind_depth = 24;
+// With full_chain: the whole chain. The rbp chain must climb the stack, so it ends; this
+// only bounds a corrupt one (Go's 1 GiB stack limit allows deeper, nobody reads that).
+constexpr std::size_t max_chain_frames = 100000;
 
 bool is_runtime_frame(const std::string& fn) {
   return fn.starts_with("runtime.") || fn.starts_with("internal/runtime/");
@@ -230,27 +233,37 @@ const std::vector<stack_frame>& map_tracer::symbolize(std::uint64_t pc, bool is_
 
 std::vector<stack_frame> map_tracer::unwind(const hit_regs& r) {
   // At the probe (before `push rbp`) and at a RET, [rsp] is the return address and rbp is
-  // still the caller's frame pointer: walk the rbp chain from there. The first frames almost
-  // always lie within a couple of KiB above rsp, so one read of that window replaces a
-  // dozen small ones (each a syscall) on the hot creation path.
-  // Deeper than what is printed: the creation site and --filter look past the printed frames.
+  // still the caller's frame pointer: walk the rbp chain from there. Frames lie in
+  // ascending stack addresses, so the stack is read in windows of a couple of KiB: one
+  // syscall for the first dozen frames on the hot creation path, one more per window after.
+  // Deeper than what is printed: the creation site looks past the printed frames, and
+  // --filter / --expect func labels see the whole chain (full_chain).
   std::vector<stack_frame> out;
-  const std::size_t depth = static_cast<std::size_t>(std::max(opts_.stack_depth, unwind_depth));
+  const std::size_t depth =
+      opts_.full_chain ? max_chain_frames
+                       : static_cast<std::size_t>(std::max(opts_.stack_depth, unwind_depth));
   constexpr std::uint64_t window = 2048, page = 4096;
   std::vector<std::byte> win;
-  std::uint64_t win_lo = r.rsp;
-  if (auto w = read_(r.rsp, window)) {
-    win = std::move(*w);
-  } else if (auto w2 = read_(r.rsp, page - (r.rsp % page))) {  // the stack ends sooner
-    win = std::move(*w2);
-  }
-  auto word = [&](std::uint64_t addr) -> std::optional<std::uint64_t> {
-    if (addr >= win_lo && addr + 8 <= win_lo + win.size()) {
-      std::uint64_t v;
-      std::memcpy(&v, win.data() + (addr - win_lo), 8);
-      return v;
+  std::uint64_t win_lo = 0;
+  auto load = [&](std::uint64_t at) {
+    win_lo = at;
+    win.clear();
+    if (auto w = read_(at, window)) {
+      win = std::move(*w);
+    } else if (auto w2 = read_(at, page - (at % page))) {  // the stack ends sooner
+      win = std::move(*w2);
     }
-    return read_u64(addr);
+  };
+  load(r.rsp);
+  auto word = [&](std::uint64_t addr) -> std::optional<std::uint64_t> {
+    if (!(addr >= win_lo && addr + 8 <= win_lo + win.size())) load(addr);
+    if (addr + 8 > win_lo + win.size()) {
+      ++stats_.read_errors;
+      return std::nullopt;
+    }
+    std::uint64_t v;
+    std::memcpy(&v, win.data() + (addr - win_lo), 8);
+    return v;
   };
   auto ret = word(r.rsp);
   std::uint64_t fp = r.rbp;
@@ -260,8 +273,8 @@ std::vector<stack_frame> map_tracer::unwind(const hit_regs& r) {
       out.push_back(f);
     }
     if (fp == 0 || out.size() == depth) break;
+    auto next_fp = word(fp);  // the lower word first: one window holds both
     auto next_ret = word(fp + 8);
-    auto next_fp = word(fp);
     if (!next_ret || !next_fp) break;
     // Frames live higher up the stack: a chain that does not climb is broken.
     if (*next_fp != 0 && *next_fp <= fp) {
@@ -293,12 +306,20 @@ map_event map_tracer::base_event(const resolved_probe& p, const hit_context& ctx
   return e;
 }
 
+std::optional<creation_site> map_tracer::site_of(std::uint64_t map) const {
+  auto it = maps_.find(map);
+  if (it == maps_.end() || it->second.site.empty()) return std::nullopt;
+  const site_stats& st = stats_.sites.at(it->second.site);
+  return creation_site{st.file, st.line, st.function};
+}
+
 void map_tracer::emit(map_event& e, bool high_volume) {
+  if (opts_.observer) opts_.observer->on_event(e);  // whole chain, unfiltered
   if (high_volume && !opts_.all_events) return;
   if (opts_.filter) {
     bool match = false;
     for (const stack_frame& f : e.stack) {
-      if (std::regex_search(f.function, *opts_.filter)) {
+      if (opts_.filter->search(f.function)) {
         match = true;
         break;
       }
@@ -314,6 +335,9 @@ void map_tracer::emit(map_event& e, bool high_volume) {
 void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx) {
   const probe_spec& s = *p.spec;
   const bool printed = !s.high_volume || opts_.all_events;
+  // Built only for --expect, not printed: no map fields, no goroutine id, a call chain only
+  // when a func label needs one.
+  const bool observed_only = !printed && opts_.observer && opts_.observe_high_volume;
   if (s.role == probe_role::assign) {
     // The hot path: count it against its map and site; build an event only when printed.
     std::uint64_t m = ctx.regs.arg(s.map_arg);
@@ -328,15 +352,14 @@ void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_
           if (auto q = types.find("?"); q != types.end() && --q->second == 0) types.erase(q);
           ++types[*rec.type];
         }
+        if (rec.type && opts_.observer) opts_.observer->on_map_typed(m, *rec.type);
       }
       if (!rec.site.empty()) ++stats_.sites[rec.site].assigns;
     }
-    if (!printed) return;
-  } else if (!printed) {
-    return;
   }
+  if (!printed && !observed_only) return;
 
-  auto g = goid(ctx.regs);
+  auto g = observed_only ? std::nullopt : goid(ctx.regs);
   if (s.want_return) {
     pending_call c;
     c.time_ns = ctx.time_ns;
@@ -358,6 +381,12 @@ void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_
   if (s.extra_arg != arg_reg::none) {
     e.arg = ctx.regs.arg(s.extra_arg);
     e.arg_name = s.role == probe_role::grow_work ? "bucket" : "oldbucket";
+  }
+  e.site = site_of(e.map);
+  if (observed_only) {
+    if (opts_.full_chain) e.stack = unwind(ctx.regs);
+    emit(e, s.high_volume);
+    return;
   }
   // Summing capacity walks the whole directory (one read per table): worth it for growth,
   // too dear for every insert, growWork and evacuate.
@@ -405,6 +434,7 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t probe, const hit
         if (auto m = maps_.find(e.map); m != maps_.end()) e.type = m->second.type;
       }
       if (s.counts_as_grow) note_grow(e.map);
+      e.site = site_of(e.map);
       break;
   }
   emit(e, false);
@@ -434,6 +464,7 @@ void map_tracer::note_creation(map_event& e) {
     }
     if (e.duration_ns) st.init_ns.push_back(*e.duration_ns);
     ++st.types[e.type.value_or("?")];
+    e.site = creation_site{st.file, st.line, st.function};
   }
   // A map address can be reused after the old map was collected: start afresh.
   maps_[e.map] = map_record{key, e.type};

@@ -33,6 +33,9 @@ struct expectation_site {
   int line = 0;
   std::string function;
   double value = 0;  // this site's share (count, or the duration statistic)
+  // False when the map's creation was not seen: then file:line is where the event happened
+  // (its first caller outside the runtime), or empty when no call chain was taken.
+  bool made_here = true;
 };
 
 struct expectation_result {
@@ -60,6 +63,7 @@ class expect_checker : public event_sink {
  private:
   struct site_acc {
     creation_site where;
+    bool made_here = true;
     double count = 0;
     std::vector<std::uint64_t> durations;
   };
@@ -78,7 +82,7 @@ class expect_checker : public event_sink {
 
   bool matches(const expectation& x, const map_event& e, bool check_type) const;
   void add(std::size_t i, const std::optional<creation_site>& site,
-           std::optional<std::uint64_t> duration_ns);
+           std::optional<std::uint64_t> duration_ns, const map_event* e = nullptr);
   std::vector<expectation_site> sites_of(const expectation& x, const acc& a) const;
 
   std::vector<expectation> exps_;

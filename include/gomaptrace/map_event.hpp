@@ -18,6 +18,11 @@ struct stack_frame {
   bool inlined = false;
 };
 
+// The runtime's own functions: a creation site is the first caller outside them.
+inline bool is_runtime_function(const std::string& fn) {
+  return fn.starts_with("runtime.") || fn.starts_with("internal/runtime/");
+}
+
 // Where a map was made: the first caller outside the runtime of its makemap.
 struct creation_site {
   std::string file;

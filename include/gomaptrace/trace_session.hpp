@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gomaptrace/expect_checker.hpp"
 #include "gomaptrace/go_binary.hpp"
 #include "gomaptrace/map_tracer.hpp"
 
@@ -33,6 +34,7 @@ struct run_outcome {
   std::optional<int> signal;       // when killed by a signal
   std::uint64_t duration_ns = 0;
   std::vector<std::string> warnings;  // what may make the figures incomplete
+  std::vector<expectation_result> expectations;  // --expect, in the order given
 };
 
 struct session_options {

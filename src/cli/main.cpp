@@ -14,31 +14,20 @@
 #include "gomaptrace/chrome_trace.hpp"
 #include "gomaptrace/error.hpp"
 #include "gomaptrace/event_output.hpp"
+#include "gomaptrace/expect_checker.hpp"
 #include "gomaptrace/go_binary.hpp"
 #include "gomaptrace/inspect_output.hpp"
 #include "gomaptrace/process.hpp"
 #include "gomaptrace/regex.hpp"
 #include "gomaptrace/summary_output.hpp"
 #include "gomaptrace/trace_session.hpp"
+#include "line_stream.hpp"
+#include "options.hpp"
 
 namespace gt = gomaptrace;
+using gt::cli::trace_options;
 
 namespace {
-
-struct trace_options {
-  std::vector<std::string> command;  // PROG ARGS...
-  int pid = 0;
-  std::string output;
-  bool json = false;
-  bool events = false;
-  bool quiet = false;
-  bool no_summary = false;
-  int stack = 6;
-  std::string summary_json;
-  std::string chrome_trace;
-  std::string filter;
-  std::optional<std::uint64_t> max_grows;
-};
 
 // Signals aimed at gomaptrace: remembered here, acted on by the trace loop.
 volatile sig_atomic_t g_stop_signal = 0;
@@ -97,16 +86,62 @@ int thread_group_of(int pid) {
   return pid;  // gone or unreadable: attach reports it
 }
 
+// Our stdout and stderr as whole-line writers (see line_stream.hpp).
+std::ostream& stdout_lines() {
+  static gt::cli::line_stream s(STDOUT_FILENO);
+  return s;
+}
+std::ostream& stderr_lines() {
+  static gt::cli::line_stream s(STDERR_FILENO);
+  return s;
+}
+
+// A file, or standard output for "-"; none when the option was not given.
+class output_file {
+ public:
+  output_file() = default;
+  explicit output_file(std::unique_ptr<std::ofstream> f) : file_(std::move(f)), s_(file_.get()) {}
+  explicit output_file(std::ostream& s) : s_(&s) {}
+  explicit operator bool() const { return s_ != nullptr; }
+  std::ostream& operator*() const { return *s_; }
+
+ private:
+  std::unique_ptr<std::ofstream> file_;
+  std::ostream* s_ = nullptr;
+};
+
 // Output files are opened before the program starts: a typo must not cost a whole run.
-std::unique_ptr<std::ofstream> open_output(const std::string& path, const char* option) {
-  if (path.empty()) return nullptr;
+output_file open_output(const std::string& pattern, const char* option,
+                        const std::filesystem::path& prog) {
+  if (pattern.empty()) return {};
+  if (pattern == "-") return output_file(stdout_lines());
+  const std::string path = gt::cli::expand_output_path(pattern, prog.string());
   auto f = std::make_unique<std::ofstream>(path);
   if (!*f) {
     throw gt::fatal_error(
         gt::exit_code::permission_denied,
         fmt::format("{} {}: cannot open for writing: {}", option, path, std::strerror(errno)));
   }
-  return f;
+  return output_file(std::move(f));
+}
+
+// Expectations this binary cannot answer are refused before the program starts.
+void check_expectations_fit(const gt::go_binary& bin, const trace_options& o) {
+  for (const gt::expectation& x : o.expectations) {
+    const bool grows =
+        x.metric == gt::expect_metric::grows || x.metric == gt::expect_metric::grow_ns;
+    if (grows && !gt::map_tracer::can_count_grows(bin)) {
+      throw gt::fatal_error(
+          gt::exit_code::trace_failed,
+          fmt::format("--expect '{}': the binary has no growth function to probe", x.text));
+    }
+    if (x.metric == gt::expect_metric::evacuations && bin.impl() != gt::map_impl::classic) {
+      throw gt::fatal_error(gt::exit_code::usage,
+                            fmt::format("--expect '{}': Swiss-table maps (this binary) grow "
+                                        "without evacuations; ask about grows",
+                                        x.text));
+    }
+  }
 }
 
 std::filesystem::path exe_of(int pid) {
@@ -144,23 +179,63 @@ gt::stop_decision on_stop_request(bool attached) {
   return {false, sig && !g_stop_from_kernel ? sig : 0};
 }
 
+std::string dump(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The summary ends the event stream: as text, or in JSON mode as a final {"event":"summary"}
+// line, so that every line of the stream parses. The expectation report goes to stderr (under
+// `go test -exec` the program's stdout is the test's), except in JSON mode when stderr is the
+// event stream: the summary line carries it there.
+void write_results(const trace_options& o, const gt::trace_stats& stats,
+                   const gt::run_outcome& outcome, std::ostream& out,
+                   const output_file& summary_out, bool out_is_stderr) {
+  const nlohmann::json summary = gt::summary_json(stats, outcome);
+  if (!o.no_summary && o.json) {
+    nlohmann::json line = summary;
+    line["event"] = "summary";
+    out << dump(line, -1) << '\n';
+  } else if (!o.no_summary) {
+    gt::write_summary_text(out, stats, outcome);
+  }
+  out.flush();
+  if (summary_out) *summary_out << dump(summary, 2) << '\n';
+  if (!outcome.expectations.empty() && !(o.json && out_is_stderr)) {
+    gt::write_expectation_report(stderr_lines(), outcome.expectations);
+    stderr_lines().flush();
+  }
+}
+
+// The program's own failure is never hidden behind an expectation, passing or failing.
+int exit_status_of(const gt::run_outcome& outcome) {
+  const int status = outcome.exit_status.value_or(0);
+  if (status != 0) return status;
+  for (const gt::expectation_result& r : outcome.expectations)
+    if (!r.ok) return static_cast<int>(gt::exit_code::assertion_failed);
+  return 0;
+}
+
 int run_trace(const trace_options& o) {
   const bool attach = o.pid != 0;
+  gt::expect_checker checker(o.expectations);
   gt::session_options so;
   so.pid = attach ? thread_group_of(o.pid) : 0;
   so.program = attach ? exe_of(so.pid) : resolve_program(o.command.at(0));
   so.command = o.command;
-  so.need_grows = o.max_grows.has_value();
   so.tracer.stack_depth = o.stack;
   so.tracer.all_events = o.events;
   if (!o.filter.empty()) so.tracer.filter = *gt::regex_matcher::compile(o.filter);  // checked
-  so.tracer.full_chain = so.tracer.filter.has_value();
+  if (checker.wants_events()) so.tracer.observer = &checker;
+  so.tracer.observe_high_volume = checker.wants_high_volume();
+  so.tracer.full_chain = so.tracer.filter.has_value() || checker.wants_call_chain();
+  const std::filesystem::path prog = so.program;
   gt::trace_session session(std::move(so));
+  check_expectations_fit(session.binary(), o);
 
-  auto file_out = open_output(o.output, "-o");
-  auto summary_out = open_output(o.summary_json, "--summary-json");
-  auto chrome_out = open_output(o.chrome_trace, "--chrome-trace");
-  std::ostream& out = file_out ? *file_out : std::cerr;
+  auto file_out = open_output(o.output, "-o", prog);
+  auto summary_out = open_output(o.summary_json, "--summary-json", prog);
+  auto chrome_out = open_output(o.chrome_trace, "--chrome-trace", prog);
+  std::ostream& out = file_out ? *file_out : stderr_lines();
 
   session.start();
   install_signal_handlers();
@@ -172,92 +247,34 @@ int run_trace(const trace_options& o) {
   if (!o.quiet) sinks.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
   if (chrome_out) sinks.add(&chrome);
 
-  const gt::run_outcome& outcome = session.run(sinks, on_stop_request);
+  gt::run_outcome outcome = session.run(sinks, on_stop_request);
   const gt::trace_stats& stats = session.stats();
-  if (!o.no_summary) gt::write_summary_text(out, stats, outcome);
-  out.flush();
-  if (summary_out)
-    *summary_out << gt::summary_json(stats, outcome)
-                        .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
-                 << '\n';
+  gt::run_counts counts = gt::counts_from_hits(session.binary(), stats.hits);
+  counts.maps = stats.maps_created;  // as the summary says them
+  counts.grows = stats.grows;
+  outcome.expectations = checker.results(counts);
+  write_results(o, stats, outcome, out, summary_out, !file_out);
   if (chrome_out) chrome.write(*chrome_out);
-  int status = outcome.exit_status.value_or(0);
-  if (status == 0 && o.max_grows && stats.grows > *o.max_grows) {
-    std::cerr << fmt::format("gomaptrace: {} map grows, more than --max-grows {}\n", stats.grows,
-                             *o.max_grows);
-    return static_cast<int>(gt::exit_code::assertion_failed);
-  }
-  return status;
+  return exit_status_of(outcome);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    if (argc >= 2 && std::string_view(argv[1]) == "inspect") {
-      CLI::App app{"gomaptrace inspect: what gomaptrace reads from a Go binary",
-                   "gomaptrace inspect"};
-      std::string path;
-      bool json = false;
-      app.add_option("BINARY", path, "Go executable")->required();
-      app.add_flag("--json", json, "machine-readable output");
-      try {
-        app.parse(argc - 1, argv + 1);
-      } catch (const CLI::ParseError& e) {
-        int rc = app.exit(e);
-        return rc == 0 ? 0 : static_cast<int>(gt::exit_code::usage);
-      }
-      return run_inspect(path, json);
+    const gt::cli::command_line cl = gt::cli::parse_command_line(argc, argv);
+    switch (cl.what) {
+      case gt::cli::command_line::kind::help:
+        std::cout << (argc >= 2 && std::string_view(argv[1]) == "inspect"
+                          ? gt::cli::inspect_help_text()
+                          : gt::cli::help_text());
+        return 0;
+      case gt::cli::command_line::kind::inspect:
+        return run_inspect(cl.inspect_path, cl.inspect_json);
+      case gt::cli::command_line::kind::trace:
+        break;
     }
-
-    CLI::App app{
-        "gomaptrace: trace Go map creation, insertion and growth.\n"
-        "  gomaptrace [OPTIONS] PROG [ARGS...]   launch and trace\n"
-        "  gomaptrace [OPTIONS] -p PID           attach to a running program\n"
-        "  gomaptrace inspect [--json] BINARY    show what is known about a binary",
-        "gomaptrace"};
-    trace_options o;
-    // The first positional is PROG; it and every argument after it, dashes or not, belong
-    // to the program (CLI11 hands them over untouched through remaining()).
-    app.prefix_command();
-    app.add_option("-p,--pid", o.pid, "attach to this process instead of launching one");
-    app.add_option("-o,--output", o.output, "write the trace here instead of stderr");
-    app.add_flag("--json", o.json, "events as JSON Lines");
-    app.add_flag("--events", o.events, "also print every insert, growWork and evacuate");
-    app.add_option("--stack", o.stack, "call-chain depth per event (0: none)")
-        ->default_val(6)
-        ->check(CLI::Range(0, 64));
-    app.add_flag("-q,--quiet", o.quiet, "print no events, only the summary");
-    app.add_flag("--no-summary", o.no_summary, "no summary table at exit");
-    app.add_option("--summary-json", o.summary_json,
-                   "write hits, exit status and per-site figures here at exit");
-    app.add_option("--chrome-trace", o.chrome_trace,
-                   "write a timeline for Perfetto / chrome://tracing here");
-    app.add_option("--filter", o.filter,
-                   "show only events whose call chain has a function matching this regex "
-                   "(e.g. '^main\\.'); counts and summaries still cover every event")
-        ->check([](const std::string& re) -> std::string {
-          auto r = gt::regex_matcher::compile(re);
-          return r ? "" : "not a valid regular expression: " + r.error();
-        });
-    app.add_option("--max-grows", o.max_grows,
-                   "exit with status 111 if the program grew maps more than N times");
-    app.footer(
-        "Everything from PROG on is the program's own command line, options included:\n"
-        "  gomaptrace -q ./server --port 80");
-    try {
-      app.parse(argc, argv);
-      o.command = app.remaining();
-      if (o.pid == 0 && o.command.empty()) throw CLI::RequiredError("PROG or -p PID");
-      if (o.pid != 0 && !o.command.empty()) {
-        throw CLI::ValidationError("-p", "give either PROG or -p PID, not both");
-      }
-      if (o.pid < 0) throw CLI::ValidationError("-p", "PID must be positive");
-    } catch (const CLI::ParseError& e) {
-      int rc = app.exit(e);
-      return rc == 0 ? 0 : static_cast<int>(gt::exit_code::usage);
-    }
-    return run_trace(o);
+    return run_trace(cl.trace);
   } catch (const gt::fatal_error& e) {
     std::cerr << "gomaptrace: " << e.what() << '\n';
     return static_cast<int>(e.code());

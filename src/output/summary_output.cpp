@@ -76,6 +76,7 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
     sites.push_back(std::move(s));
   }
   j["sites"] = std::move(sites);
+  j["expectations"] = expectations_json(run.expectations);
   return j;
 }
 
@@ -120,6 +121,46 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
   if (stats.unmatched_returns || stats.read_errors) {
     out << fmt::format("  note: {} returns without a seen entry, {} unreadable memory reads\n",
                        stats.unmatched_returns, stats.read_errors);
+  }
+}
+
+nlohmann::json expectations_json(const std::vector<expectation_result>& results) {
+  using nlohmann::json;
+  json out = json::array();
+  for (const expectation_result& r : results) {
+    json sites = json::array();
+    for (const expectation_site& s : r.sites) {
+      sites.push_back({{"file", s.file},
+                       {"line", s.line},
+                       {"function", s.function},
+                       {"value", s.value},
+                       {"made_here", s.made_here}});
+    }
+    out.push_back({{"expr", r.expr}, {"value", r.value}, {"ok", r.ok}, {"sites", sites}});
+  }
+  return out;
+}
+
+void write_expectation_report(std::ostream& out, const std::vector<expectation_result>& results) {
+  constexpr std::size_t max_sites = 20;  // the worst ones; all of them are in the JSON
+  for (const expectation_result& r : results) {
+    out << fmt::format("gomaptrace: expect {}: {}, observed {}\n", r.expr, r.ok ? "ok" : "FAILED",
+                       r.value);
+    if (r.ok) continue;
+    std::size_t shown = 0;
+    for (const expectation_site& s : r.sites) {
+      if (shown++ == max_sites) break;
+      if (s.file.empty()) {
+        out << fmt::format("gomaptrace: expect {}: {} from maps whose making was not seen\n",
+                           r.expr, s.value);
+      } else if (!s.made_here) {
+        out << fmt::format("{}:{}: {}: {} here in {}, on a map whose making was not seen\n", s.file,
+                           s.line, r.expr, s.value, s.function);
+      } else {
+        out << fmt::format("{}:{}: {}: {} from maps made here in {}\n", s.file, s.line, r.expr,
+                           s.value, s.function);
+      }
+    }
   }
 }
 

@@ -29,7 +29,7 @@ run_counts counts_from_hits(const go_binary& bin,
       default:
         break;
     }
-    if (counts_as_grow(p)) c.grows += n;
+    if (p.spec->counts_as_grow) c.grows += n;
   }
   return c;
 }
@@ -136,14 +136,28 @@ bool expect_checker::matches(const expectation& x, const map_event& e, bool chec
   return true;
 }
 
+namespace {
+// Where to point a user at when the map's creation was not seen: the event's own first
+// caller outside the runtime.
+std::optional<creation_site> event_location(const map_event& e) {
+  for (const stack_frame& f : e.stack) {
+    if (!is_runtime_function(f.function)) return creation_site{f.file, f.line, f.function};
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 void expect_checker::add(std::size_t i, const std::optional<creation_site>& site,
-                         std::optional<std::uint64_t> duration_ns) {
+                         std::optional<std::uint64_t> duration_ns, const map_event* e) {
   acc& a = accs_[i];
   const bool timed = is_duration(exps_[i].metric);
   if (timed && !duration_ns) return;  // an event with no return seen has no duration
   a.count += 1;
-  site_acc& s = a.sites[site ? site->label() : std::string()];
-  if (site) s.where = *site;
+  std::optional<creation_site> where = site;
+  if (!where && e) where = event_location(*e);
+  site_acc& s = a.sites[where ? (site ? "" : "@") + where->label() : std::string()];
+  if (where) s.where = *where;
+  s.made_here = site.has_value();
   s.count += 1;
   if (timed) {
     a.durations.push_back(*duration_ns);
@@ -167,7 +181,7 @@ void expect_checker::on_event(const map_event& e) {
       u.waiting.push_back(i);
       continue;
     }
-    if (matches(x, e, true)) add(i, e.site, e.duration_ns);
+    if (matches(x, e, true)) add(i, e.site, e.duration_ns, &e);
   }
 }
 
@@ -187,7 +201,7 @@ std::vector<expectation_site> expect_checker::sites_of(const expectation& x, con
   std::vector<expectation_site> out;
   for (const auto& [label, s] : a.sites) {
     double v = is_duration(x.metric) ? statistic(x, s.durations) : s.count;
-    out.push_back({s.where.file, s.where.line, s.where.function, v});
+    out.push_back({s.where.file, s.where.line, s.where.function, v, s.made_here});
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const auto& l, const auto& r) { return l.value > r.value; });

@@ -48,10 +48,6 @@ constexpr int unwind_depth = 24;
 // only bounds a corrupt one (Go's 1 GiB stack limit allows deeper, nobody reads that).
 constexpr std::size_t max_chain_frames = 100000;
 
-bool is_runtime_frame(const std::string& fn) {
-  return fn.starts_with("runtime.") || fn.starts_with("internal/runtime/");
-}
-
 }  // namespace
 
 map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read,
@@ -445,7 +441,7 @@ void map_tracer::note_creation(map_event& e) {
   // The creation site is the first caller outside the runtime.
   const stack_frame* site = nullptr;
   for (const stack_frame& f : e.stack) {
-    if (!is_runtime_frame(f.function)) {
+    if (!is_runtime_function(f.function)) {
       site = &f;
       break;
     }

@@ -62,8 +62,11 @@ traced_run trace(const std::filesystem::path& bin, const std::vector<std::string
   if (!s.empty()) t.summary = json::parse(s);
   std::istringstream ev(slurp(d.path() / "events"));
   std::string line;
-  while (std::getline(ev, line))
-    if (!line.empty() && line[0] == '{') t.events.push_back(json::parse(line));
+  while (std::getline(ev, line)) {
+    if (line.empty()) continue;
+    json j = json::parse(line);  // in JSON mode every line is JSON, the summary last
+    if (j["event"] != "summary") t.events.push_back(std::move(j));
+  }
   return t;
 }
 

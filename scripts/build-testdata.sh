@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Go testdata matrix: every program in testdata/ with every toolchain that
 # scripts/go-toolchains.sh can provide, in five variants, plus the Go oracle helpers in
-# tests/oracle/ and a few bad-input fixtures. Writes OUTDIR/manifest.tsv in the format
+# tests/oracle/ and a few bad-input fixtures. The nobuildinfo variant is the stripped build
+# with .go.buildinfo removed too, as some release pipelines ship Go programs. Writes OUTDIR/manifest.tsv in the format
 # tests/support/testdata.hpp reads:
 #   build <label> <variant> <program> <map_impl> <go_version> <path>
 #   skip  <label> <variant|all> <reason>          (also printed, never silent)
@@ -30,9 +31,19 @@ variant_flags() {  # variant -> go build flags, one per line
     nodwarf) echo "-ldflags=-w" ;;
     stripped) echo "-ldflags=-s -w" ;;
     pie) echo "-buildmode=pie" ;;
+    nobuildinfo) echo "-ldflags=-s -w" ;;  # then objcopy: see strip_buildinfo
   esac
 }
-variants=(default noopt nodwarf stripped pie)
+variants=(default noopt nodwarf stripped pie nobuildinfo)
+
+# `go version` then says "not a Go executable"; the tracer must find the version elsewhere.
+strip_buildinfo() {  # dir
+  local f
+  for f in "$1"/*; do
+    [ -x "$f" ] && objcopy --remove-section .go.buildinfo "$f"
+  done
+  return 0
+}
 
 programs=()
 for d in "$root"/testdata/*/; do
@@ -93,6 +104,7 @@ for row in "${toolchains[@]}"; do
       start=$SECONDS
       if log=$(cd "$root/testdata" &&
         env -u GOEXPERIMENT "${goexp[@]}" "${gocmd[@]}" build "${flags[@]}" -o "$dir/" ./... 2>&1); then
+        [ "$variant" = nobuildinfo ] && strip_buildinfo "$dir"
         echo "$want" >"$dir/.inputs.sha256"
         echo "built $label/$variant ($go_version) in $((SECONDS - start)) s"
       else
@@ -107,6 +119,7 @@ for row in "${toolchains[@]}"; do
             failed[$p]=$(tail -1 <<<"$plog")
           fi
         done
+        [ "$variant" = nobuildinfo ] && strip_buildinfo "$dir"
       fi
     fi
     for p in "${programs[@]}"; do

@@ -64,6 +64,9 @@ class elf_file {
   expected<std::span<const std::byte>> read(file_addr addr, std::size_t len) const;
   // Little-endian 64-bit word at addr.
   expected<std::uint64_t> read_u64(file_addr addr) const;
+  // A pointer stored at addr as the program sees it at link-time addresses: a PIE's
+  // R_X86_64_RELATIVE relocation there if it has one, else the word in the file.
+  expected<std::uint64_t> read_pointer(file_addr addr) const;
   const std::vector<elf_symbol>& symbols() const { return symbols_; }  // .symtab; empty if stripped
   const elf_symbol* find_symbol(std::string_view name) const;
   // R_X86_64_RELATIVE relocations (PIE), sorted by address.

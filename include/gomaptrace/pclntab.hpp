@@ -60,6 +60,9 @@ class pclntab {
 
   const std::vector<go_func>& functions() const { return funcs_; }  // sorted by entry
   const go_func* find(std::string_view name) const;  // exact name, e.g. "runtime.makemap"
+  // Every function of that name: an ABI0 wrapper (runtime.schedinit.abi0 in the symbol
+  // table) carries the plain name in .gopclntab.
+  std::vector<const go_func*> find_all(std::string_view name) const;
   const go_func* function_at(file_addr pc) const;
 
   // Source file and line of pc in its (outermost) function's tables: the innermost position.

@@ -19,6 +19,7 @@ struct x86_insn {
   std::uint8_t length = 0;
   insn_kind kind = insn_kind::other;
   std::optional<file_addr> target;  // direct branch/call target
+  std::optional<file_addr> memory;  // absolute address of a RIP-relative memory operand
 };
 
 // Decodes a function body linearly. Go emits no data inside function text, but padding

@@ -1,7 +1,11 @@
 #include "gomaptrace/buildinfo.hpp"
 
 #include <cstring>
+#include <regex>
+#include <set>
 #include <string_view>
+
+#include "gomaptrace/x86.hpp"
 
 namespace gomaptrace {
 
@@ -46,7 +50,7 @@ bool read_varint_string(std::string_view& s, std::string& out) {
 
 // A Go string header {ptr, len} at addr; empty when unreadable.
 std::string read_go_string(const elf_file& elf, file_addr addr) {
-  auto ptr = elf.read_u64(addr);
+  auto ptr = elf.read_pointer(addr);
   auto len = elf.read_u64(addr + 8);
   if (!ptr || !len || *len == 0 || *len > (1u << 20)) return {};
   auto data = elf.read(file_addr(*ptr), *len);
@@ -97,7 +101,64 @@ std::optional<raw_build_info> read_raw(const elf_file& elf) {
   return info;
 }
 
+// What the linker stores in runtime.buildVersion (buildcfg.Version, plus " X:exp,..." for a
+// non-default GOEXPERIMENT from Go 1.21): a release, a release candidate, or a devel build.
+bool is_release_string(std::string_view s) {
+  static const std::regex re(
+      R"((devel )?go1\.[0-9]+(\.[0-9]+)?((rc|beta)[0-9]+)?([- +][\x21-\x7e][\x20-\x7e]*)?)");
+  return s.size() <= 256 && std::regex_match(s.begin(), s.end(), re);
+}
+
+// The Go string whose header {ptr, len} sits at addr, if it is a release string.
+std::optional<std::string> release_string_at(const elf_file& elf, file_addr header) {
+  auto ptr = elf.read_pointer(header);
+  auto len = elf.read_u64(header + 8);
+  if (!ptr || !len || *len < 4 || *len > 256) return std::nullopt;
+  auto data = elf.read(file_addr(*ptr), *len);
+  if (!data || (data->front() != std::byte{'g'} && data->front() != std::byte{'d'}))
+    return std::nullopt;
+  std::string s(as_chars(*data));
+  if (!is_release_string(s)) return std::nullopt;
+  return s;
+}
+
+// One answer or none: two different release strings mean we found the wrong thing.
+std::optional<std::string> only(const std::set<std::string>& found) {
+  if (found.size() != 1) return std::nullopt;
+  return *found.begin();
+}
+
+// runtime.schedinit keeps buildVersion alive with `if buildVersion == "" {...}`, compiled to
+// CMPQ runtime.buildVersion+8(SB), $0: the operand is the length word of the header.
+// Its ABI0 wrapper has the same name in .gopclntab: look in both.
+std::optional<std::string> from_schedinit(const elf_file& elf, const pclntab& pcln) {
+  std::set<std::string> found;
+  for (const go_func* f : pcln.find_all("runtime.schedinit")) {
+    if (f->end <= f->entry || f->end - f->entry > (1 << 20)) continue;
+    auto code = elf.read(f->entry, static_cast<std::size_t>(f->end - f->entry));
+    if (!code) continue;
+    for (const x86_insn& in : decode_linear(*code, f->entry)) {
+      if (!in.memory) continue;
+      for (std::int64_t back : {8, 0})
+        if (auto s = release_string_at(elf, *in.memory - back)) found.insert(*s);
+    }
+  }
+  return only(found);
+}
+
 }  // namespace
+
+std::optional<go_version_string> find_go_version_string(const elf_file& elf, const pclntab& pcln) {
+  if (auto raw = read_raw(elf); raw && !raw->version.empty())
+    return go_version_string{raw->version, ".go.buildinfo"};
+  if (const auto* sym = elf.find_symbol("runtime.buildVersion")) {
+    if (auto v = read_go_string(elf, sym->addr); !v.empty())
+      return go_version_string{v, "runtime.buildVersion (symbol table)"};
+  }
+  if (auto v = from_schedinit(elf, pcln))
+    return go_version_string{*v, "runtime.buildVersion (the string runtime.schedinit tests)"};
+  return std::nullopt;
+}
 
 std::optional<std::string> read_go_version_string(const elf_file& elf) {
   if (auto raw = read_raw(elf); raw && !raw->version.empty()) return raw->version;

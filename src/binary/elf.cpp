@@ -247,6 +247,15 @@ expected<std::uint64_t> elf_file::read_u64(file_addr addr) const {
   return v;
 }
 
+expected<std::uint64_t> elf_file::read_pointer(file_addr addr) const {
+  // A PIE's pointers are zero in the file: the dynamic linker writes each from its
+  // R_X86_64_RELATIVE relocation, so the addend is the link-time value.
+  auto it = std::lower_bound(relocs_.begin(), relocs_.end(), addr,
+                             [](const elf_relative_reloc& r, file_addr a) { return r.where < a; });
+  if (it != relocs_.end() && it->where == addr) return it->addend;
+  return read_u64(addr);
+}
+
 const elf_symbol* elf_file::find_symbol(std::string_view name) const {
   auto it =
       std::lower_bound(symbols_by_name_.begin(), symbols_by_name_.end(), name,

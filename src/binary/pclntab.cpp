@@ -238,6 +238,18 @@ const go_func* pclntab::find(std::string_view name) const {
   return &funcs_[*it];
 }
 
+std::vector<const go_func*> pclntab::find_all(std::string_view name) const {
+  struct by_name {
+    const std::vector<go_func>& f;
+    bool operator()(std::uint32_t i, std::string_view n) const { return f[i].name < n; }
+    bool operator()(std::string_view n, std::uint32_t i) const { return n < f[i].name; }
+  };
+  auto [lo, hi] = std::equal_range(by_name_.begin(), by_name_.end(), name, by_name{funcs_});
+  std::vector<const go_func*> out;
+  for (auto it = lo; it != hi; ++it) out.push_back(&funcs_[*it]);
+  return out;
+}
+
 const go_func* pclntab::function_at(file_addr pc) const {
   auto it = std::upper_bound(funcs_.begin(), funcs_.end(), pc,
                              [](file_addr a, const go_func& f) { return a < f.entry; });

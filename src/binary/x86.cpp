@@ -59,6 +59,13 @@ std::vector<x86_insn> decode_linear(std::span<const std::byte> code, file_addr s
         x.target = file_addr(abs);
       }
     }
+    for (unsigned i = 0; i < in.operand_count_visible; ++i) {
+      if (ops[i].type != ZYDIS_OPERAND_TYPE_MEMORY || ops[i].mem.base != ZYDIS_REGISTER_RIP)
+        continue;
+      ZyanU64 abs = 0;
+      if (ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&in, &ops[i], x.addr.value(), &abs)))
+        x.memory = file_addr(abs);
+    }
     out.push_back(x);
     off += in.length;
   }

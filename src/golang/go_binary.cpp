@@ -39,15 +39,15 @@ std::unique_ptr<go_binary> go_binary::open(const std::filesystem::path& path) {
 }
 
 void go_binary::find_version() {
-  if (auto s = read_go_version_string(*elf_)) {
-    if (auto v = go_version::parse(*s)) {
+  if (auto s = find_go_version_string(*elf_, *pcln_)) {
+    if (auto v = go_version::parse(s->text)) {
       version_ = *v;
-      version_source_ = ".go.buildinfo";
+      version_source_ = s->source;
       return;
     }
     throw fatal_error(
         exit_code::unsupported_go,
-        fmt::format("{}: unrecognised Go version string '{}'", elf_->path().string(), *s));
+        fmt::format("{}: unrecognised Go version string '{}'", elf_->path().string(), s->text));
   }
   if (dwarf_) {
     if (auto p = dwarf_->producer()) {

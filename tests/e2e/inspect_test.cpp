@@ -108,14 +108,18 @@ TEST(inspect, probes_match_go_objdump_for_every_build) {
     EXPECT_EQ(j["map_impl"], b.map_impl);
     // "go1.24.13 X:noswissmap": the binary also names its experiments.
     EXPECT_TRUE(j["go_version"].get<std::string>().starts_with(b.go_version)) << j["go_version"];
-    EXPECT_EQ(j["layout"]["source"],
-              (b.variant == "nodwarf" || b.variant == "stripped") ? "table" : "dwarf");
+    const bool stripped = b.variant == "stripped" || b.variant == "nobuildinfo";
+    EXPECT_EQ(j["layout"]["source"], (b.variant == "nodwarf" || stripped) ? "table" : "dwarf");
+    EXPECT_EQ(j["go_version_source"],
+              b.variant == "nobuildinfo"
+                  ? "runtime.buildVersion (the string runtime.schedinit tests)"
+                  : ".go.buildinfo");
     EXPECT_FALSE(j["types_base"].is_null());
     // go tool objdump needs a symbol table: for a stripped build, disassemble its -w sibling
     // (same toolchain, same .text) and check the stripped file's entries with debug/gosym.
     std::filesystem::path dis = b.path;
     std::map<std::string, std::uint64_t> gosym_entry;
-    if (b.variant == "stripped") {
+    if (stripped) {
       dis = b.path.parent_path().parent_path() / "nodwarf" / b.program;
       auto g = run_command({oracle("gosym").string(), b.path.string()});
       ASSERT_EQ(g.status, 0) << g.err;
@@ -131,7 +135,7 @@ TEST(inspect, probes_match_go_objdump_for_every_build) {
       ASSERT_TRUE(truth.count(sym)) << sym << " not known to go tool objdump";
       const objdump_func& t = truth[sym];
       EXPECT_EQ(hex(p["entry"]), t.entry) << sym;
-      if (b.variant == "stripped") EXPECT_EQ(hex(p["entry"]), gosym_entry[sym]) << sym;
+      if (stripped) EXPECT_EQ(hex(p["entry"]), gosym_entry[sym]) << sym;
       EXPECT_EQ(hex(p["breakpoint"]), t.after_check) << sym;
       std::vector<std::uint64_t> rets;
       for (const json& a : p["returns"]) rets.push_back(hex(a));

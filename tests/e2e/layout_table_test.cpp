@@ -51,7 +51,7 @@ std::vector<std::string> structs_for(const testdata_build& b) {
 }
 
 TEST(LayoutTable, HaveBuilds) {
-  if (builds({"default", "noopt", "pie", "nodwarf", "stripped"}).empty())
+  if (builds({"default", "noopt", "pie", "nodwarf", "stripped", "nobuildinfo"}).empty())
     GTEST_SKIP() << "no testdata manifest in " << testing::testdata_dir()
                  << " (run scripts/build-testdata.sh)";
   ASSERT_TRUE(std::filesystem::exists(testing::oracle("godwarf"))) << testing::oracle("godwarf");
@@ -136,7 +136,7 @@ TEST(LayoutTable, TableEqualsDwarfForEveryBuild) {
 
 TEST(LayoutTable, BuildsWithoutDwarfUseTheTable) {
   int checked = 0;
-  for (const auto& b : builds({"nodwarf", "stripped"})) {
+  for (const auto& b : builds({"nodwarf", "stripped", "nobuildinfo"})) {
     SCOPED_TRACE(b.name());
     auto v = go_version::parse(b.go_version);
     ASSERT_TRUE(v) << b.go_version;

@@ -1,0 +1,3 @@
+module gomaptrace.test/gotest
+
+go 1.19

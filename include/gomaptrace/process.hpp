@@ -147,6 +147,11 @@ class process {
 
   const run_statistics& statistics() const { return stats_; }
 
+  // Called with each new thread of the program when its parent's clone is reported, before
+  // the thread runs its first instruction (ptrace holds it until its first stop): per-thread
+  // kernel counters (--count) are opened there.
+  void on_new_thread(std::function<void(pid_t)> hook) { new_thread_hook_ = std::move(hook); }
+
  private:
   struct thread_state {
     pid_t tid = 0;
@@ -199,6 +204,7 @@ class process {
   std::vector<ool_page> pages_;
   std::vector<std::pair<pid_t, int>> pending_;  // statuses read during a synchronous wait
   run_statistics stats_{};
+  std::function<void(pid_t)> new_thread_hook_;
 };
 
 }  // namespace gomaptrace

@@ -22,6 +22,7 @@
 namespace gomaptrace {
 
 class process;  // debugger layer; kept out of this header so outputs can read run_outcome
+class uprobe_counters;
 
 struct run_outcome {
   std::string binary;
@@ -33,7 +34,7 @@ struct run_outcome {
   std::optional<int> exit_status;  // the program's, or 128+signal
   std::optional<int> signal;       // when killed by a signal
   std::uint64_t duration_ns = 0;
-  std::vector<std::string> warnings;  // what may make the figures incomplete
+  std::vector<std::string> warnings;             // what may make the figures incomplete
   std::vector<expectation_result> expectations;  // --expect, in the order given
 };
 
@@ -71,6 +72,14 @@ class trace_session {
   const trace_stats& stats() const;
   const run_outcome& outcome() const { return outcome_; }
 
+  // --count, instead of run(): the kernel counts every probe's entry (and each inlined copy
+  // the binary tells of) with no breakpoint and no stop per hit; only thread creation and
+  // signals still stop the program. Call after start(): it fails with the kernel's reason
+  // (no uprobe PMU, not permitted) before the program has run an instruction, so the caller
+  // can still run() instead.
+  [[nodiscard]] expected<void> start_counting();
+  const run_outcome& run_counting(const stop_policy& on_stop);
+
  private:
   void plant();
   void loop(const stop_policy& on_stop);
@@ -79,6 +88,9 @@ class trace_session {
   std::unique_ptr<go_binary> bin_;
   std::unique_ptr<process> proc_;
   std::unique_ptr<map_tracer> tracer_;
+  std::unique_ptr<uprobe_counters> counters_;
+  std::vector<std::size_t> probe_of_counter_;  // counter index -> index into probes()
+  trace_stats count_stats_;
   std::unordered_map<std::uint64_t, std::size_t> request_of_site_;  // debugger site -> request
   std::uint64_t start_ns_ = 0;
   run_outcome outcome_;

@@ -215,6 +215,21 @@ int exit_status_of(const gt::run_outcome& outcome) {
   return 0;
 }
 
+// --count: the kernel counts, or (PMU missing, not permitted) breakpoints do, said in one
+// line; --count=required makes that an error. The program has not run an instruction yet.
+bool start_counting(gt::trace_session& session, const trace_options& o) {
+  auto r = session.start_counting();
+  if (r) return true;
+  if (o.count == gt::cli::count_mode::required) {
+    throw gt::fatal_error(gt::exit_code::trace_failed,
+                          fmt::format("--count=required: {}", r.error()));
+  }
+  stderr_lines() << fmt::format("gomaptrace: --count: {}; counting with breakpoints instead\n",
+                                r.error());
+  stderr_lines().flush();
+  return false;
+}
+
 int run_trace(const trace_options& o) {
   const bool attach = o.pid != 0;
   gt::expect_checker checker(o.expectations);
@@ -239,6 +254,7 @@ int run_trace(const trace_options& o) {
 
   session.start();
   install_signal_handlers();
+  const bool counting = o.count != gt::cli::count_mode::off && start_counting(session, o);
 
   gt::text_event_output text(out);
   gt::json_event_output jsonl(out);
@@ -247,7 +263,8 @@ int run_trace(const trace_options& o) {
   if (!o.quiet) sinks.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
   if (chrome_out) sinks.add(&chrome);
 
-  gt::run_outcome outcome = session.run(sinks, on_stop_request);
+  gt::run_outcome outcome =
+      counting ? session.run_counting(on_stop_request) : session.run(sinks, on_stop_request);
   const gt::trace_stats& stats = session.stats();
   gt::run_counts counts = gt::counts_from_hits(session.binary(), stats.hits);
   counts.maps = stats.maps_created;  // as the summary says them

@@ -34,7 +34,7 @@ std::uint64_t whole_number(const char* option, const std::string& text, std::uin
 constexpr std::uint64_t max_pid = 4194304;
 
 struct raw_options {
-  std::string pid, stack, max_grows;
+  std::string pid, stack, max_grows, count;
   std::vector<std::string> expect;
   bool help = false;
 };
@@ -57,6 +57,7 @@ void define(CLI::App& app, trace_options& o, raw_options& raw) {
   app.add_option("--filter", o.filter);
   app.add_option("--expect", raw.expect)->allow_extra_args(false);  // one EXPR each
   app.add_option("--max-grows", raw.max_grows);
+  app.add_flag("--count{preferred}", raw.count);
 }
 
 // Only --json means something to inspect: `gomaptrace --json inspect BIN` is inspect.
@@ -65,6 +66,22 @@ bool only_json_given(const CLI::App& app) {
     if (opt->count() > 0 && opt->get_name() != "--json") return false;
   }
   return true;
+}
+
+// --count sees hit counts only: no event, so no call chain, site, type or duration.
+void refuse_what_count_cannot_see(const trace_options& o) {
+  for (const expectation& x : o.expectations) {
+    if (x.needs_events()) {
+      usage(
+          fmt::format("--count sees no events: --expect '{}' needs call chains, sites, types "
+                      "or durations (drop --count for it)",
+                      x.text));
+    }
+  }
+  if (o.events) usage("--count sees no events: --events cannot be used with it");
+  if (!o.filter.empty()) usage("--count sees no events: --filter cannot be used with it");
+  if (!o.chrome_trace.empty())
+    usage("--count sees no events: --chrome-trace cannot be used with it");
 }
 
 void check_and_convert(trace_options& o, const raw_options& raw) {
@@ -90,6 +107,14 @@ void check_and_convert(trace_options& o, const raw_options& raw) {
     auto e = parse_expectation(fmt::format("grows <= {}", n));
     o.expectations.push_back(std::move(*e));
   }
+  if (raw.count == "preferred") {
+    o.count = count_mode::preferred;
+  } else if (raw.count == "required") {
+    o.count = count_mode::required;
+  } else if (!raw.count.empty()) {
+    usage(fmt::format("--count={}: say --count or --count=required", raw.count));
+  }
+  if (o.count != count_mode::off) refuse_what_count_cannot_see(o);
 }
 
 }  // namespace
@@ -210,6 +235,12 @@ std::string help_text() {
       "  --expect EXPR          an assertion about the run; repeatable\n"
       "  --max-grows N          the same as --expect 'grows <= N'\n"
       "{}\n"
+      "\n"
+      "Counting with no stops:\n"
+      "  --count[=required]     the kernel counts hits (uprobe PMU): no breakpoint stops,\n"
+      "                         the same maps, grows, inserts and hits; no events, call\n"
+      "                         chains, sites or durations. Where the PMU is missing or not\n"
+      "                         permitted, breakpoints count instead (=required: fail)\n"
       "\n"
       "Everything from PROG on is the program's own command line, options included:\n"
       "  gomaptrace -q ./server --port 80\n"

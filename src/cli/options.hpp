@@ -11,6 +11,9 @@
 
 namespace gomaptrace::cli {
 
+// --count: count hits with the kernel's uprobe PMU instead of breakpoints.
+enum class count_mode { off, preferred, required };
+
 struct trace_options {
   std::vector<std::string> command;  // PROG ARGS...
   int pid = 0;
@@ -24,6 +27,7 @@ struct trace_options {
   std::string chrome_trace;
   std::string filter;
   std::vector<expectation> expectations;  // --expect, and --max-grows N as grows <= N
+  count_mode count = count_mode::off;
 };
 
 struct command_line {

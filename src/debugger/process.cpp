@@ -721,6 +721,7 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
         unsigned long child = 0;
         pt(PTRACE_GETEVENTMSG, tid, 0, reinterpret_cast<std::uint64_t>(&child));
         add_thread(static_cast<pid_t>(child));  // not stopped until its own first stop
+        if (new_thread_hook_) new_thread_hook_(static_cast<pid_t>(child));
       } else if (st.event == PTRACE_EVENT_EXIT) {
         th.exiting = true;
       } else if (st.event == PTRACE_EVENT_EXEC) {

@@ -7,6 +7,7 @@
 
 #include "gomaptrace/error.hpp"
 #include "gomaptrace/process.hpp"
+#include "gomaptrace/uprobe_counters.hpp"
 
 namespace gomaptrace {
 
@@ -64,6 +65,7 @@ int trace_session::pid() const {
 
 const trace_stats& trace_session::stats() const {
   static const trace_stats none;
+  if (counters_) return count_stats_;
   return tracer_ ? tracer_->stats() : none;
 }
 

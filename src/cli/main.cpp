@@ -224,8 +224,12 @@ bool start_counting(gt::trace_session& session, const trace_options& o) {
     throw gt::fatal_error(gt::exit_code::trace_failed,
                           fmt::format("--count=required: {}", r.error()));
   }
-  stderr_lines() << fmt::format("gomaptrace: --count: {}; counting with breakpoints instead\n",
-                                r.error());
+  const std::string what = fmt::format("--count: {}; counting with breakpoints instead", r.error());
+  if (o.json && o.output.empty()) {  // stderr is the JSON event stream: a JSON line there too
+    stderr_lines() << nlohmann::json{{"event", "warning"}, {"message", what}}.dump() << '\n';
+  } else {
+    stderr_lines() << "gomaptrace: " << what << '\n';
+  }
   stderr_lines().flush();
   return false;
 }

@@ -157,6 +157,9 @@ TEST(expect, every_metric_and_label_holds_then_fails_with_the_same_value) {
     expect_run pass = run_with(*b, all, demo_args());
     EXPECT_EQ(pass.cmd.status, 0) << pass.cmd.err;
     ASSERT_EQ(pass.summary["expectations"].size(), all.size()) << pass.cmd.err;
+    expect_run pass_but_exit_3 = run_with(*b, all, demo_args("-", 3));
+    EXPECT_EQ(pass_but_exit_3.cmd.status, 3) << pass_but_exit_3.cmd.err;
+    EXPECT_NE(pass_but_exit_3.cmd.err.find(": ok, observed"), std::string::npos);
     std::vector<std::string> flipped;
     for (const std::string& e : all) flipped.push_back(negated(e));
     for (int exit : {0, 3}) {
@@ -229,8 +232,10 @@ TEST(json_mode, every_line_of_the_event_stream_parses_the_summary_last) {
     const testdata_build* b = demo(label, "stripped");
     if (!b) continue;
     SCOPED_TRACE(b->name());
-    for (std::vector<std::string> opts :
-         {std::vector<std::string>{}, {"-q"}, {"--events"}, {"-q", "--no-summary"}}) {
+    std::vector<std::vector<std::string>> variants = {
+        {}, {"-q"}, {"--events"}, {"-q", "--no-summary"}};
+    if (uprobes_unavailable_reason().empty()) variants.push_back({"--count"});
+    for (const std::vector<std::string>& opts : variants) {
       temp_dir d;
       std::vector<std::string> argv = {gomaptrace_binary(), "--json",
                                        "--expect",          "grows == 0",
@@ -240,6 +245,7 @@ TEST(json_mode, every_line_of_the_event_stream_parses_the_summary_last) {
       for (const std::string& a : demo_args()) argv.push_back(a);
       auto r = run_command(argv);  // stderr is the event stream
       EXPECT_EQ(r.status, 111) << r.err.substr(0, 2000);
+      const bool counting = !opts.empty() && opts[0] == "--count";
       std::istringstream in(r.err);
       std::string line;
       std::vector<json> lines;
@@ -262,6 +268,7 @@ TEST(json_mode, every_line_of_the_event_stream_parses_the_summary_last) {
       EXPECT_EQ(last, json::parse(slurp(d.path() / "s.json")));  // the same content
       EXPECT_FALSE(last["expectations"][0]["ok"].get<bool>());
       if (opts.empty()) EXPECT_GT(lines.size(), 10u);  // makemap events before it
+      if (counting) EXPECT_EQ(lines.size(), 1u);       // no events: the summary alone
     }
   }
 }
@@ -323,4 +330,24 @@ TEST(command_line, options_before_prog_are_options_or_usage_errors) {
   EXPECT_NE(help.out.find("--expect EXPR"), std::string::npos);
   EXPECT_EQ(help.out.find("INT"), std::string::npos) << help.out;  // no CLI11 defaults
   EXPECT_EQ(help.out.find("[0 - 64]"), std::string::npos) << help.out;
+}
+
+TEST(filter, sees_the_whole_call_chain_in_re2_syntax) {
+  const testdata_build* b = demo("go1.26", "stripped");
+  if (!b) GTEST_SKIP() << "no go1.26 expectdemo";
+  // main.leaf makes its map 100 frames below main.main: only a whole chain has both.
+  auto r = run_command({gomaptrace_binary(), "--json", "--stack", "0", "--no-summary", "--filter",
+                        R"((?i)^MAIN\.MAIN$)", b->path.string(), "0", "0", "100", "-", "0"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream in(r.err);
+  std::string line;
+  int leaf = 0, events = 0;
+  while (std::getline(in, line)) {
+    json e = json::parse(line);
+    ++events;
+    leaf += e["event"] == "makemap" && e["type"] == "map[uint16]bool";
+  }
+  EXPECT_EQ(leaf, 1) << r.err;  // main.leaf's map, 101 frames above main.main
+  // The program's own three maps and the growth of one; none from runtime init.
+  EXPECT_LE(events, 6) << r.err;
 }

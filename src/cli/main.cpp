@@ -3,7 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -134,6 +134,21 @@ void check_expectations_fit(const gt::go_binary& bin, const trace_options& o) {
       throw gt::fatal_error(
           gt::exit_code::trace_failed,
           fmt::format("--expect '{}': the binary has no growth function to probe", x.text));
+    }
+    if (x.metric == gt::expect_metric::hits) {
+      // A symbol the binary has no probe for would read 0 and pass `== 0` for nothing.
+      const bool known = std::any_of(bin.probes().begin(), bin.probes().end(), [&](const auto& p) {
+        return std::all_of(x.labels.begin(), x.labels.end(),
+                           [&](const gt::label_matcher& l) { return l.matches(p.symbol); });
+      });
+      if (!known) {
+        std::string probed;
+        for (const gt::resolved_probe& p : bin.probes()) probed += " " + p.symbol;
+        throw gt::fatal_error(gt::exit_code::usage,
+                              fmt::format("--expect '{}': no probed function of this binary "
+                                          "matches; they are:{}",
+                                          x.text, probed));
+      }
     }
     if (x.metric == gt::expect_metric::evacuations && bin.impl() != gt::map_impl::classic) {
       throw gt::fatal_error(gt::exit_code::usage,

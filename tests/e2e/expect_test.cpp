@@ -208,6 +208,7 @@ TEST(expect, malformed_or_unanswerable_expectations_never_start_the_program) {
       {classic, {"--stak", "3"}, "--stak: no such option"},
       {classic, {"--filter", "(?<name>x)"}, "--filter '(?<name>x)': not a valid regular"},
       {swiss, {"--expect", "evacuations == 0"}, "Swiss-table maps (this binary) grow"},
+      {swiss, {"--expect", R"(hits{symbol="runtime.hashGrow"} == 0)"}, "no probed function"},
   };
   for (const bad& c : cases) {
     std::vector<std::string> argv = {gomaptrace_binary(), "-q"};

@@ -1,8 +1,17 @@
 // --count: the kernel's uprobe PMU counts, no breakpoint stops. Its hits must equal those of
 // the independent per-CPU kernel counter (tests/support/uprobe_counter, its own code) in the
 // same run, and the ptrace mode's in another run, on 8 goroutines hitting on many threads.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <nlohmann/json.hpp>
 
 #include "support/run.hpp"
@@ -46,7 +55,65 @@ bool deterministic(const std::string& sym) {
          sym.find("(*table).grow") == std::string::npos;
 }
 
+// Runs gomaptrace with perf_event_open refused (EACCES) by a seccomp filter, as on a machine
+// that does not permit it; stdout and stderr go to files in `d`.
+int run_without_perf(const std::vector<std::string>& args, const temp_dir& d) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_perf_event_open, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+      _exit(99);
+    int out = open((d.path() / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open((d.path() / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    dup2(err, 2);
+    std::vector<char*> argv;
+    std::string self = gomaptrace_binary();
+    argv.push_back(self.data());
+    std::vector<std::string> copy = args;
+    for (std::string& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(self.c_str(), argv.data());
+    _exit(98);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 }  // namespace
+
+TEST(count, without_perf_event_open_it_says_so_and_counts_with_breakpoints) {
+  const testdata_build* b = nullptr;
+  static const std::vector<testdata_build> builds = testdata_builds("parallel");
+  for (const testdata_build& x : builds)
+    if (x.label == "go1.23" && x.variant == "default") b = &x;
+  if (!b) GTEST_SKIP() << "no go1.23 parallel";
+  temp_dir d;
+  std::vector<std::string> args = {"-q", "--count", "--summary-json",
+                                   (d.path() / "s.json").string(), b->path.string()};
+  args.insert(args.end(), parallel_args.begin(), parallel_args.end());
+  ASSERT_EQ(run_without_perf(args, d), 0) << slurp(d.path() / "err");
+  const std::string err = slurp(d.path() / "err");
+  EXPECT_EQ(err.rfind("gomaptrace: --count: perf_event_open(uprobe) failed: Permission denied; "
+                      "counting with breakpoints instead\n",
+                      0),
+            0u)
+      << err;
+  json s = json::parse(slurp(d.path() / "s.json"));
+  EXPECT_EQ(s["hits"]["runtime.mapassign_fast64"], 16000);  // the breakpoints counted them
+  args[1] = "--count=required";
+  EXPECT_EQ(run_without_perf(args, d), 109);
+  EXPECT_NE(slurp(d.path() / "err").find("--count=required: perf_event_open"), std::string::npos);
+  EXPECT_EQ(slurp(d.path() / "out"), "");  // the program never ran
+}
 
 TEST(count, hits_equal_the_kernel_counter_and_the_ptrace_mode) {
   if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;

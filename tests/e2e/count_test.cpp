@@ -183,3 +183,38 @@ TEST(count, expectations_it_can_answer_work_and_the_others_are_refused) {
     EXPECT_EQ(r.out, "");  // the program never ran
   }
 }
+
+TEST(count, counts_inlined_copies_too) {
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  // From Go 1.24 runtime.makemap is inlined into reflect.makemap: jsonmaps makes its maps
+  // there and prints how many. Truth: those, plus the out-of-line entries the kernel counts.
+  static const std::vector<testdata_build> builds = testdata_builds("jsonmaps");
+  int checked = 0;
+  for (const testdata_build& b : builds) {
+    if (b.label != "go1.26" || (b.variant != "default" && b.variant != "stripped")) continue;
+    SCOPED_TRACE(b.name());
+    private_copy copy(b.path);
+    auto info = run_command({gomaptrace_binary(), "inspect", "--json", copy.path().string()});
+    uprobe_counter oracle(copy.path());
+    const json probes = json::parse(info.out)["probes"];
+    for (const json& p : probes) {
+      if (p["symbol"] != "runtime.makemap") continue;
+      auto after = instruction_after(copy.path(), file_addr(hex(p["breakpoint"])));
+      ASSERT_TRUE(after) << after.error();
+      auto off = elf_file_offset(copy.path(), *after);
+      ASSERT_TRUE(off) << off.error();
+      oracle.add("makemap", *off);
+    }
+    oracle.enable();
+    temp_dir d;
+    auto r = run_command({gomaptrace_binary(), "-q", "--count=required", "--summary-json",
+                          (d.path() / "s.json").string(), copy.path().string(), "40"});
+    oracle.disable();
+    ASSERT_EQ(r.status, 0) << r.err;
+    ASSERT_NE(r.out.find("decoded 40 maps, made 40 maps"), std::string::npos) << r.out;
+    json s = json::parse(slurp(d.path() / "s.json"));
+    EXPECT_EQ(s["hits"]["runtime.makemap"].get<std::uint64_t>(), oracle.read("makemap") + 80);
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << "no go1.26 jsonmaps";
+}

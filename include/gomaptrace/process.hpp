@@ -147,9 +147,9 @@ class process {
 
   const run_statistics& statistics() const { return stats_; }
 
-  // Called with each new thread of the program when its parent's clone is reported, before
-  // the thread runs its first instruction (ptrace holds it until its first stop): per-thread
-  // kernel counters (--count) are opened there.
+  // Called with each new thread of the program as soon as ptrace reports it (its parent's
+  // clone event or its own first stop, whichever comes first), before the thread runs its
+  // first instruction: per-thread kernel counters (--count) are opened there.
   void on_new_thread(std::function<void(pid_t)> hook) { new_thread_hook_ = std::move(hook); }
 
  private:

@@ -143,7 +143,12 @@ std::vector<pid_t> process::threads() const {
 
 process::thread_state& process::add_thread(pid_t tid) {
   auto [it, fresh] = threads_.try_emplace(tid);
-  if (fresh) it->second.tid = tid;
+  if (fresh) {
+    it->second.tid = tid;
+    // Whichever comes first, the parent's clone event or the child's own first stop: the
+    // child has not run an instruction yet, and is not resumed before this returns.
+    if (new_thread_hook_) new_thread_hook_(tid);
+  }
   return it->second;
 }
 
@@ -721,7 +726,6 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
         unsigned long child = 0;
         pt(PTRACE_GETEVENTMSG, tid, 0, reinterpret_cast<std::uint64_t>(&child));
         add_thread(static_cast<pid_t>(child));  // not stopped until its own first stop
-        if (new_thread_hook_) new_thread_hook_(static_cast<pid_t>(child));
       } else if (st.event == PTRACE_EVENT_EXIT) {
         th.exiting = true;
       } else if (st.event == PTRACE_EVENT_EXEC) {

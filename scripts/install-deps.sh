@@ -10,6 +10,7 @@ packages=(
   libzydis-dev nlohmann-json3-dev libgtest-dev libre2-dev
   gdb golang-1.19-go linux-perf hyperfine clang-format
   libprotobuf-dev protobuf-compiler golang-github-google-pprof-dev
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

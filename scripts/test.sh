@@ -7,3 +7,7 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build
 scripts/build-testdata.sh build/testdata
 ctest --test-dir build --output-on-failure --timeout 900 -j2
+
+# A short run of every fuzzer (clang + ASan/UBSan build in build-sanitize/, seeds made from
+# build/testdata); scripts/fuzz.sh alone runs them for longer.
+scripts/fuzz.sh --seconds 10

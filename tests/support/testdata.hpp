@@ -29,7 +29,10 @@ inline std::filesystem::path source_dir() {
   const char* d = std::getenv("GOMAPTRACE_SOURCE_DIR");
   return d ? std::filesystem::path(d) : std::filesystem::path(".");
 }
+// BUILD_DIR/testdata; GOMAPTRACE_TESTDATA overrides, so a second build directory (the
+// sanitizer build) uses the same matrix instead of building its own.
 inline std::filesystem::path testdata_dir() {
+  if (const char* d = std::getenv("GOMAPTRACE_TESTDATA")) return d;
   return build_dir() / "testdata";
 }
 

@@ -218,10 +218,12 @@ std::vector<expectation_result> expect_checker::results(const run_counts& counts
     if (is_duration(x.metric)) {
       r.value = statistic(x, a.durations);
     } else if (x.metric == expect_metric::hits) {
-      for (const auto& [sym, n] : counts.hits)
-        if (x.labels.empty() || std::all_of(x.labels.begin(), x.labels.end(),
-                                            [&](const label_matcher& l) { return l.matches(sym); }))
-          r.value += static_cast<double>(n);
+      for (const auto& hit : counts.hits) {  // no structured binding: clang 14 cannot capture it
+        const std::string& sym = hit.first;
+        if (std::all_of(x.labels.begin(), x.labels.end(),
+                        [&](const label_matcher& l) { return l.matches(sym); }))
+          r.value += static_cast<double>(hit.second);
+      }
     } else if (!x.labels.empty()) {
       r.value = a.count;
     } else {

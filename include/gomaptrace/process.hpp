@@ -152,6 +152,17 @@ class process {
   // first instruction: per-thread kernel counters (--count) are opened there.
   void on_new_thread(std::function<void(pid_t)> hook) { new_thread_hook_ = std::move(hook); }
 
+  // Who sent the signals the program was given. A kill(-PGID) or `timeout` reaches a launched
+  // program and gomaptrace alike (same process group): gomaptrace must then not pass its copy
+  // on. Signals in `signals` are recorded (signal number, si_code, sender) as the run loop
+  // delivers them; program_got_signal() also looks at the ones held or pending in a stopped
+  // program. Call only while every thread is stopped (after run() returned `stopped`).
+  void record_signal_senders(std::span<const int> signals);
+  // Whether the program was given `sig` sent by `sender` with `code` (SI_USER, ...) since
+  // `since_ns` (CLOCK_MONOTONIC), or has it pending or held. A recorded delivery that matches
+  // is used up, so a second, separate kill(1) from the same sender is passed on again.
+  bool program_got_signal(int sig, pid_t sender, int code, std::uint64_t since_ns);
+
  private:
   struct thread_state {
     pid_t tid = 0;
@@ -184,6 +195,7 @@ class process {
   expected<std::uint64_t> inject_syscall(thread_state& th, std::uint64_t nr,
                                          std::initializer_list<std::uint64_t> args);
   expected<virt_addr> allocate_slot(virt_addr near, std::size_t size);
+  bool return_to_group_stop(thread_state& th);
   thread_state& add_thread(pid_t tid);
   bool is_our_thread(pid_t tid) const;
   void release_fork_child(pid_t child);
@@ -203,6 +215,15 @@ class process {
   std::map<std::uint64_t, std::size_t> site_by_slot_;  // slot start -> index in sites_
   std::vector<ool_page> pages_;
   std::vector<std::pair<pid_t, int>> pending_;  // statuses read during a synchronous wait
+  struct signal_record {
+    int signo;
+    int code;
+    pid_t sender;
+    std::uint64_t time_ns;
+  };
+  std::uint64_t recorded_signals_ = 0;  // bit N-1: record deliveries of signal N
+  std::vector<signal_record> signal_log_;  // the last few, oldest first
+  void record_delivery(pid_t tid, int sig);
   run_statistics stats_{};
   std::function<void(pid_t)> new_thread_hook_;
 };

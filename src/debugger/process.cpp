@@ -28,6 +28,17 @@ namespace {
 
 std::atomic<int> g_stop_requested{0};
 static_assert(std::atomic<int>::is_always_lock_free, "request_stop must be async-signal-safe");
+// The run loop's blocking waitpid cannot be given a signal mask atomically (there is no
+// "pwaitpid"), so a stop request landing between the flag check and the syscall would wait for
+// the tracee's next event. While the loop is in that window (g_waiting), request_stop() kicks a
+// traced thread with PTRACE_INTERRUPT, which guarantees waitpid an event to return. Chosen over
+// blocking SIGCHLD and sigsuspend/sigtimedwait (pselect style) or a signalfd, which would cost
+// two or three extra syscalls and a SIGCHLD per breakpoint hit; the kick costs nothing until a
+// stop is requested. ptrace is a plain syscall, and the handler runs on the tracer's thread
+// (gomaptrace is single-threaded), the only one allowed to send it.
+std::atomic<int> g_waiting{0};
+std::atomic<pid_t> g_kick_tid{0};
+static_assert(std::atomic<pid_t>::is_always_lock_free, "the kick must be async-signal-safe");
 
 // TRACEFORK: a fork()ed child inherits our int3s in its copy of the code and would die of
 // SIGTRAP at the first hit; it is caught at birth, cleaned and let go. vfork children share
@@ -71,10 +82,12 @@ bool sigtrap_pending(pid_t pid, pid_t tid) {
   return false;
 }
 
-bool get_regs(pid_t tid, user_regs_struct& r) {
+// Every caller checks the result: a thread killed under us (SIGKILL, exit_group) has no
+// registers, and acting on an unfilled struct would move a live thread to a garbage address.
+[[nodiscard]] bool get_regs(pid_t tid, user_regs_struct& r) {
   return pt_ok(PTRACE_GETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r));
 }
-bool set_regs(pid_t tid, const user_regs_struct& r) {
+[[nodiscard]] bool set_regs(pid_t tid, const user_regs_struct& r) {
   return pt_ok(PTRACE_SETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r));
 }
 bool get_siginfo(pid_t tid, siginfo_t& si) {
@@ -110,10 +123,16 @@ std::vector<pid_t> list_tasks(pid_t pid) {
 }  // namespace
 
 void process::request_stop() noexcept {
-  g_stop_requested.store(1, std::memory_order_relaxed);
+  g_stop_requested.store(1, std::memory_order_seq_cst);
+  if (g_waiting.load(std::memory_order_seq_cst)) {
+    const int saved = errno;
+    if (const pid_t tid = g_kick_tid.load(std::memory_order_relaxed); tid > 0)
+      ::syscall(SYS_ptrace, PTRACE_INTERRUPT, tid, 0, 0);
+    errno = saved;
+  }
 }
 bool process::stop_requested() noexcept {
-  return g_stop_requested.load(std::memory_order_relaxed) != 0;
+  return g_stop_requested.load(std::memory_order_seq_cst) != 0;
 }
 
 void process::clear_stop_request() noexcept {
@@ -238,8 +257,12 @@ std::unique_ptr<process> process::launch(const std::string& path,
   err_wr.reset();
 
   std::unique_ptr<process> p(new process(pid, false));
-  int raw;
-  if (::waitpid(pid, &raw, WSTOPPED) < 0 || !WIFSTOPPED(raw)) {
+  int raw = 0;
+  pid_t got;
+  // EINTR: a stop request (Ctrl-C) during the launch; run() sees it once the program is ready.
+  while ((got = ::waitpid(pid, &raw, WSTOPPED)) < 0 && errno == EINTR) {
+  }
+  if (got < 0 || !WIFSTOPPED(raw)) {
     p->finished_ = true;
     throw fatal_error(exit_code::launch_failed, fmt::format("cannot start {}", path));
   }
@@ -298,12 +321,13 @@ void process::run_to_entry() {
                         fmt::format("program {} before reaching its entry point", to_string(st)));
     }
     if (st.what == wait_status::kind::signal_stop && st.signal == SIGTRAP) {
-      user_regs_struct r;
-      get_regs(pid_, r);
+      user_regs_struct r{};
+      // No registers: the program was killed meanwhile; its death is the next status.
+      if (!get_regs(pid_, r)) continue;
       if (r.rip == entry.value() + 1) {
         (void)write_memory(entry, std::span<const std::byte>(&orig, 1));
         r.rip = entry.value();
-        set_regs(pid_, r);
+        if (!set_regs(pid_, r)) continue;
         auto& th = threads_.at(pid_);
         th.stopped = true;
         return;
@@ -435,7 +459,7 @@ expected<registers> process::get_registers(pid_t tid) const {
 
 expected<std::uint64_t> process::inject_syscall(thread_state& th, std::uint64_t nr,
                                                 std::initializer_list<std::uint64_t> args) {
-  user_regs_struct saved;
+  user_regs_struct saved{};
   if (!get_regs(th.tid, saved)) return unexpected("thread vanished");
   const virt_addr at(saved.rip);
   std::byte code[2];
@@ -450,34 +474,77 @@ expected<std::uint64_t> process::inject_syscall(thread_state& th, std::uint64_t 
   unsigned long long* slots[] = {&r.rdi, &r.rsi, &r.rdx, &r.r10, &r.r8, &r.r9};
   std::size_t i = 0;
   for (auto a : args) *slots[i++] = a;
-  set_regs(th.tid, r);
+  // From here on the code at `at` is ours: every way out puts the bytes back.
+  auto restore_code = [&] { (void)write_memory(at, std::span<const std::byte>(code, 2)); };
+  if (!set_regs(th.tid, r)) {
+    restore_code();
+    return unexpected("thread vanished");
+  }
   std::uint64_t result = 0;
   bool done = false;
   while (!done) {
-    if (!pt_ok(PTRACE_SINGLESTEP, th.tid)) return unexpected("thread vanished");
+    if (!pt_ok(PTRACE_SINGLESTEP, th.tid)) {
+      restore_code();
+      return unexpected("thread vanished");
+    }
     int raw;
     wait_for(th.tid, &raw);
     auto st = wait_status::decode(raw);
     if (!st.is_stop()) {
+      restore_code();
       pending_.emplace_back(th.tid, raw);
       return unexpected("thread exited during syscall injection");
     }
-    user_regs_struct now;
-    get_regs(th.tid, now);
+    user_regs_struct now{};
+    if (!get_regs(th.tid, now)) {
+      restore_code();  // killed in its stop: its death is the next status
+      return unexpected("thread vanished during syscall injection");
+    }
     if (now.rip == at.value() + 2) {
       result = now.rax;
       done = true;
     } else if (st.what == wait_status::kind::signal_stop && st.signal != SIGTRAP) {
-      // A signal got in first: keep it for later (only one can wait in the stop).
-      if (!th.resume_sig)
+      // A signal got in first: keep it for later (only one can wait in the stop; a
+      // group-stopped thread ends in an event stop, which cannot deliver one).
+      if (!th.resume_sig && !th.group_stop)
         th.resume_sig = st.signal;
       else
         ::syscall(SYS_tgkill, pid_, th.tid, st.signal);
     }
   }
-  (void)write_memory(at, std::span<const std::byte>(code, 2));
-  set_regs(th.tid, saved);
+  restore_code();
+  if (!set_regs(th.tid, saved)) return unexpected("thread vanished during syscall injection");
+  // The single-steps left the thread in a SIGTRAP stop. A group-stopped thread must go back
+  // to its group-stop (PTRACE_LISTEN needs one, and the program must stay stopped).
+  if (th.group_stop && !return_to_group_stop(th))
+    return unexpected("thread vanished during syscall injection");
   return result;
+}
+
+// From a signal-delivery-stop (our single-step's SIGTRAP, not delivered) back to the
+// group-stop the program is in: PTRACE_INTERRUPT makes the thread trap before it can return
+// to user code, and with the group stopped the kernel reports that trap as a group-stop.
+// If SIGCONT ended the group-stop meanwhile, it reports a plain interrupt-stop instead.
+bool process::return_to_group_stop(thread_state& th) {
+  if (!pt_ok(PTRACE_INTERRUPT, th.tid) || !pt_ok(PTRACE_CONT, th.tid, 0, 0)) return false;
+  for (;;) {
+    int raw;
+    wait_for(th.tid, &raw);
+    const auto st = wait_status::decode(raw);
+    if (!st.is_stop()) {
+      pending_.emplace_back(th.tid, raw);
+      return false;
+    }
+    if (st.what == wait_status::kind::group_stop) return true;
+    if (st.what == wait_status::kind::interrupt_stop) {
+      th.group_stop = false;
+      return true;
+    }
+    // A signal got in first: queue it again (an event stop cannot deliver one); the thread
+    // takes it when the program is continued.
+    if (st.what == wait_status::kind::signal_stop) ::syscall(SYS_tgkill, pid_, th.tid, st.signal);
+    if (!pt_ok(PTRACE_CONT, th.tid, 0, 0)) return false;
+  }
 }
 
 expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
@@ -577,7 +644,8 @@ void process::on_hit(thread_state& th, const site& s, registers& regs, const hit
   } else {
     regs.set_pc(s.slot);
   }
-  set_regs(th.tid, regs.raw());
+  // Killed in its stop: nothing of it runs any more, its exit status follows.
+  (void)set_regs(th.tid, regs.raw());
 }
 
 // If the thread is inside a slot, bring it back to original code without running the
@@ -664,13 +732,21 @@ bool process::move_out_of_slot(thread_state& th, siginfo_t* info, bool* info_cha
 
 void process::resume(thread_state& th) {
   if (!th.stopped || th.gone) return;
-  th.stopped = false;
   if (th.group_stop) {
     // Stay in group-stop, but let the kernel report when SIGCONT ends it.
+    if (pt(PTRACE_LISTEN, th.tid) == 0) {
+      th.stopped = false;
+      th.group_stop = false;
+      return;
+    }
+    if (errno == ESRCH) {
+      th.stopped = false;  // killed: its exit status follows
+      return;
+    }
+    // Not in an event stop after all (EIO): a plain stop, resumed like any other.
     th.group_stop = false;
-    pt_ok(PTRACE_LISTEN, th.tid);
-    return;
   }
+  th.stopped = false;
   th.exiting = false;
   int sig = std::exchange(th.resume_sig, 0);
   if (sig && !pages_.empty()) {
@@ -759,6 +835,7 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
         }
       }
       th.resume_sig = st.signal;
+      record_delivery(tid, st.signal);
       break;
     }
     case k::exited:
@@ -802,9 +879,13 @@ run_result process::run(const hit_handler& on_hit_cb) {
   if (detached_) throw fatal_error(exit_code::trace_failed, "run() after detach()");
   if (auto r = drain_pending(&on_hit_cb, true)) return *r;
   for (auto& [tid, th] : threads_) resume(th);
+  g_kick_tid.store(pid_, std::memory_order_relaxed);
   for (;;) {
     if (auto r = drain_pending(&on_hit_cb, true)) return *r;
+    // From here to the end of waitpid a stop request kicks a thread (see g_waiting).
+    g_waiting.store(1, std::memory_order_seq_cst);
     if (stop_requested()) {
+      g_waiting.store(0, std::memory_order_seq_cst);
       stop_all(&on_hit_cb);
       if (finished_) return final_;
       g_stop_requested.store(0, std::memory_order_relaxed);
@@ -814,12 +895,83 @@ run_result process::run(const hit_handler& on_hit_cb) {
     }
     int raw;
     const pid_t tid = ::waitpid(-1, &raw, __WALL);
+    g_waiting.store(0, std::memory_order_seq_cst);
     if (tid < 0) {
       if (errno == EINTR) continue;  // maybe request_stop() from a signal handler
       trace_failed("waitpid");
     }
     if (auto r = on_wait(tid, raw, &on_hit_cb, true)) return *r;
+    // The next kick goes to a thread that is alive: this one, unless it just died.
+    if (threads_.count(tid))
+      g_kick_tid.store(tid, std::memory_order_relaxed);
+    else if (tid == g_kick_tid.load(std::memory_order_relaxed) && !threads_.empty())
+      g_kick_tid.store(threads_.begin()->first, std::memory_order_relaxed);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// who sent the program its signals
+
+namespace {
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + ts.tv_nsec;
+}
+// PTRACE_PEEKSIGINFO_SHARED of <linux/ptrace.h>, which cannot be included with <sys/ptrace.h>.
+constexpr unsigned peek_shared = 1;
+bool same_origin(const siginfo_t& si, int sig, pid_t sender, int code) {
+  return si.si_signo == sig && si.si_code == code && si.si_pid == sender;
+}
+}  // namespace
+
+void process::record_signal_senders(std::span<const int> signals) {
+  for (int s : signals)
+    if (s > 0 && s <= 64) recorded_signals_ |= std::uint64_t{1} << (s - 1);
+}
+
+// One PTRACE_GETSIGINFO per delivered signal of the recorded kinds (termination signals,
+// rare), never per breakpoint hit.
+void process::record_delivery(pid_t tid, int sig) {
+  if (sig <= 0 || sig > 64 || !((recorded_signals_ >> (sig - 1)) & 1)) return;
+  siginfo_t si{};
+  if (!get_siginfo(tid, si)) return;
+  constexpr std::size_t keep = 32;
+  if (signal_log_.size() == keep) signal_log_.erase(signal_log_.begin());
+  signal_log_.push_back({sig, si.si_code, si.si_pid, monotonic_ns()});
+}
+
+bool process::program_got_signal(int sig, pid_t sender, int code, std::uint64_t since_ns) {
+  for (auto it = signal_log_.begin(); it != signal_log_.end(); ++it) {
+    if (it->signo == sig && it->sender == sender && it->code == code && it->time_ns >= since_ns) {
+      signal_log_.erase(it);
+      return true;
+    }
+  }
+  // Held in a signal-delivery-stop, or still queued (stop_all's traps come before signals).
+  bool shared_done = false;
+  for (auto& [tid, th] : threads_) {
+    if (!th.stopped || th.gone) continue;
+    siginfo_t si{};
+    if (th.resume_sig == sig && get_siginfo(tid, si) && same_origin(si, sig, sender, code))
+      return true;
+    for (unsigned flags : {0u, peek_shared}) {
+      if (flags && shared_done) continue;
+      shared_done = shared_done || flags;
+      struct {
+        std::uint64_t off;
+        std::uint32_t flags;
+        std::int32_t nr;
+      } args{0, flags, 1};
+      for (;; ++args.off) {
+        if (pt(PTRACE_PEEKSIGINFO, tid, reinterpret_cast<std::uint64_t>(&args),
+               reinterpret_cast<std::uint64_t>(&si)) != 1)
+          break;
+        if (same_origin(si, sig, sender, code)) return true;
+      }
+    }
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------

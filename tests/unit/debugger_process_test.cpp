@@ -637,3 +637,156 @@ TEST_F(DebuggerProcess, AttachCountDetachAndTheProgramRunsOnUnharmed) {
 
 }  // namespace
 }  // namespace gomaptrace
+
+namespace gomaptrace {
+namespace {
+
+char proc_state(pid_t pid) {
+  // /proc/PID/stat: "pid (comm) S ..."; comm may hold spaces, the state follows the last ')'.
+  const std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = s.rfind(')');
+  return close == std::string::npos || close + 2 >= s.size() ? '?' : s[close + 2];
+}
+
+bool wait_state(pid_t pid, char want, int ms = 5000) {
+  for (int i = 0; i < ms / 5; ++i) {
+    if (proc_state(pid) == want) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+std::string tracer_pid_line(pid_t pid) {
+  std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("TracerPid:", 0) == 0) return line;
+  return "";
+}
+
+// A handler installed WITH SA_RESTART: a blocked waitpid is restarted after it, so only the
+// run loop's own kick (PTRACE_INTERRUPT from request_stop) can end the wait.
+struct restarting_stop_handler {
+  struct sigaction old {};
+  explicit restarting_stop_handler(int sig) : sig_(sig) {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { process::request_stop(); };
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig_, &sa, &old);
+  }
+  ~restarting_stop_handler() { ::sigaction(sig_, &old, nullptr); }
+  int sig_;
+};
+
+}  // namespace
+
+TEST_F(DebuggerProcess, StopRequestEndsAWaitThatTheSignalDoesNotInterrupt) {
+  // No breakpoints, the program blocked in read(2): waitpid has no event to return and is
+  // restarted after the handler. Without the kick this waits until the watchdog ends the
+  // program (then run() says `exited`).
+  const auto bin = dir_ / "tracee";
+  restarting_stop_handler h(SIGALRM);
+  int in[2];
+  ASSERT_EQ(::pipe(in), 0);
+  unique_fd rd(in[0]), wr(in[1]);
+  launch_options o;
+  o.stdin_fd = rd.get();
+  unique_fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  o.stdout_fd = devnull.get();
+  auto p = process::launch(bin.string(), {bin.string(), "sleeper"}, o);
+  std::atomic<bool> returned{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 1000 && !returned; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!returned) ::kill(p->pid(), SIGKILL);  // its death ends run() without a flag check
+  });
+  ::alarm(1);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = p->run([](const breakpoint_hit&) {});
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  returned = true;
+  watchdog.join();
+  EXPECT_EQ(r.what, run_result::kind::stopped);
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  p->kill_and_reap();
+}
+
+TEST_F(DebuggerProcess, AttachToAStoppedProgramLeavesItStoppedUntilContinued) {
+  const auto bin = dir_ / "tracee";
+  const auto hot = symbol(bin, "hot");
+  child_program c({bin.string(), "loop"});
+  const std::string before = c.line();
+  ASSERT_EQ(c.line(), "ready\n");
+  ::kill(c.pid, SIGSTOP);
+  ASSERT_TRUE(wait_state(c.pid, 'T'));
+  restarting_stop_handler h(SIGALRM);
+  std::atomic<std::uint64_t> hits{0};
+  std::atomic<bool> planted{false};
+  run_result result;
+  std::string error;
+  // The tracer has its own thread (ptrace requests come from it); the test thread plays the
+  // user with kill(1) and Ctrl-C (SIGALRM to the tracer thread).
+  std::thread tracer([&] {
+    try {
+      auto p = process::attach(c.pid);
+      if (auto id = p->add_breakpoint(virt_addr(hot)); !id) error = id.error();
+      planted = true;
+      result = p->run([&](const breakpoint_hit&) { ++hits; });
+      p->detach();
+    } catch (const std::exception& e) {
+      error = e.what();
+      planted = true;
+    }
+  });
+  auto wait_hits = [&](std::uint64_t n) {
+    for (int i = 0; i < 2000 && hits < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return hits >= n;
+  };
+  for (int i = 0; i < 1000 && !planted; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(planted);
+  ASSERT_EQ(error, "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(hits.load(), 0u) << "the stopped program ran while attached";
+  EXPECT_EQ(proc_state(c.pid), 't');
+  ::kill(c.pid, SIGCONT);
+  EXPECT_TRUE(wait_hits(1000)) << "the program did not run after SIGCONT";
+  // Stopped again during the trace, then detached while stopped: it must stay stopped.
+  ::kill(c.pid, SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::uint64_t h1 = hits;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(hits.load(), h1) << "the program kept running through SIGSTOP";
+  ::pthread_kill(tracer.native_handle(), SIGALRM);
+  tracer.join();
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(result.what, run_result::kind::stopped);
+  EXPECT_EQ(tracer_pid_line(c.pid), "TracerPid:\t0");
+  EXPECT_TRUE(wait_state(c.pid, 'T')) << proc_state(c.pid);
+  // Continued: it runs its original code to the end and counted every call itself.
+  ::kill(c.pid, SIGCONT);
+  ::kill(c.pid, SIGUSR2);
+  EXPECT_EQ(c.line().substr(6), before.substr(7));
+  const std::string calls = c.line();
+  ASSERT_EQ(calls.rfind("calls=", 0), 0u) << calls;
+  EXPECT_GE(std::stoull(calls.substr(6)), hits.load());
+  const int st = c.wait();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+TEST_F(DebuggerProcess, ProgramKilledInItsFirstStopIsAnErrorNotGarbage) {
+  // SIGKILL while the program sits at its entry point: the slot page's injected mmap finds
+  // no registers to read; add_breakpoint must say so and run() report the death.
+  const auto bin = dir_ / "tracee";
+  auto p = process::launch(bin.string(), {bin.string(), "exit", "0"});
+  ASSERT_EQ(::kill(p->pid(), SIGKILL), 0);
+  auto id = p->add_breakpoint(virt_addr(symbol(bin, "hot")));
+  EXPECT_FALSE(id);
+  auto r = p->run([](const breakpoint_hit&) {});
+  EXPECT_EQ(r.what, run_result::kind::signaled);
+  EXPECT_EQ(r.signal, SIGKILL);
+}
+
+}  // namespace gomaptrace

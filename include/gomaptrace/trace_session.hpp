@@ -44,6 +44,9 @@ struct session_options {
   int pid = 0;                       // attach to this thread group instead of launching
   tracer_options tracer;
   bool need_grows = false;  // fail at open when the binary has no growth function to probe
+  // Signals the stop policy may pass on: who sent the program its own copies is recorded, so
+  // one it already got is not passed on a second time (see stop_decision).
+  std::vector<int> forwarded_signals;
 };
 
 // What to do when the run loop stopped because process::request_stop() was called (a signal
@@ -51,6 +54,12 @@ struct session_options {
 struct stop_decision {
   bool detach = false;     // leave the program running and end the trace
   int forward_signal = 0;  // otherwise: send this signal to the program (0: none), run on
+  // Send it only if the program did not get this same signal itself: same sender (si_pid),
+  // same si_code, no earlier than sent_after_ns (CLOCK_MONOTONIC), delivered, held or pending.
+  bool unless_program_got_it = false;
+  pid_t sender = 0;
+  int sender_code = 0;
+  std::uint64_t sent_after_ns = 0;
 };
 using stop_policy = std::function<stop_decision(bool attached)>;
 

@@ -32,27 +32,41 @@ namespace {
 // Signals aimed at gomaptrace: remembered here, acted on by the trace loop.
 volatile sig_atomic_t g_stop_signal = 0;
 volatile sig_atomic_t g_stop_from_kernel = 0;
+volatile sig_atomic_t g_stop_sender = 0;
+volatile sig_atomic_t g_stop_code = 0;
+std::uint64_t g_stop_time_ns = 0;  // written only by the handler, read after run() stopped
 
 void on_stop_signal(int sig, siginfo_t* info, void*) {
   g_stop_signal = sig;
   // A terminal's Ctrl-C reaches the whole foreground process group, tracee included
-  // (si_code SI_KERNEL); kill(1) reaches only us and must be passed on.
+  // (si_code SI_KERNEL). kill(1) may reach only us (pass it on) or our whole process group,
+  // program included (do not): who sent it and when tells the two apart afterwards.
   g_stop_from_kernel = info && info->si_code == SI_KERNEL;
+  g_stop_sender = info ? info->si_pid : 0;
+  g_stop_code = info ? info->si_code : 0;
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // async-signal-safe
+  g_stop_time_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + ts.tv_nsec;
   gt::process::request_stop();
 }
 
+const std::vector<int> stop_signals = {SIGINT,  SIGTERM, SIGHUP,    SIGQUIT, SIGUSR1,
+                                       SIGUSR2, SIGALRM, SIGVTALRM, SIGXCPU, SIGXFSZ};
+
 // Every signal whose default action would kill gomaptrace: dying while attached would leave
 // int3s in the program (the kernel detaches it without restoring them), so each one stops the
-// trace cleanly instead. Installed after launch, so the program inherits no SIG_IGN from us.
+// trace cleanly instead. Installed before the attach, so Ctrl-C during it detaches too;
+// handlers (unlike SIG_IGN) are reset by exec, so a launched program inherits none.
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_sigaction = on_stop_signal;
   sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid must return EINTR
   sigemptyset(&sa.sa_mask);
-  for (int s :
-       {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGXCPU, SIGXFSZ}) {
-    sigaction(s, &sa, nullptr);
-  }
+  for (int s : stop_signals) sigaction(s, &sa, nullptr);
+}
+
+// After the launch: SIG_IGN, unlike a handler, would be inherited by the program.
+void ignore_sigpipe() {
   signal(SIGPIPE, SIG_IGN);  // a closed trace pipe must not kill us mid-trace
 }
 
@@ -191,7 +205,14 @@ gt::stop_decision on_stop_request(bool attached) {
   int sig = g_stop_signal;
   g_stop_signal = 0;
   if (attached) return {true, 0};
-  return {false, sig && !g_stop_from_kernel ? sig : 0};
+  gt::stop_decision d{false, sig && !g_stop_from_kernel ? sig : 0};
+  // Passed on only if the program did not get this very signal itself (a kill(-PGID) or
+  // `timeout` aimed at the process group we share): never twice.
+  d.unless_program_got_it = true;
+  d.sender = g_stop_sender;
+  d.sender_code = g_stop_code;
+  d.sent_after_ns = g_stop_time_ns - std::min<std::uint64_t>(g_stop_time_ns, 1'000'000'000u);
+  return d;
 }
 
 std::string dump(const nlohmann::json& j, int indent) {
@@ -256,6 +277,7 @@ int run_trace(const trace_options& o) {
   so.pid = attach ? thread_group_of(o.pid) : 0;
   so.program = attach ? exe_of(so.pid) : resolve_program(o.command.at(0));
   so.command = o.command;
+  so.forwarded_signals = stop_signals;
   so.tracer.stack_depth = o.stack;
   so.tracer.all_events = o.events;
   if (!o.filter.empty()) so.tracer.filter = *gt::regex_matcher::compile(o.filter);  // checked
@@ -271,8 +293,9 @@ int run_trace(const trace_options& o) {
   auto chrome_out = open_output(o.chrome_trace, "--chrome-trace", prog);
   std::ostream& out = file_out ? *file_out : stderr_lines();
 
-  session.start();
   install_signal_handlers();
+  session.start();
+  ignore_sigpipe();
   const bool counting = o.count != gt::cli::count_mode::off && start_counting(session, o);
 
   gt::text_event_output text(out);

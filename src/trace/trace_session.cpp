@@ -57,6 +57,7 @@ void trace_session::start() {
     proc_ = process::launch(opts_.program, opts_.command);
   }
   outcome_.pid = proc_->pid();
+  proc_->record_signal_senders(opts_.forwarded_signals);
 }
 
 int trace_session::pid() const {
@@ -155,7 +156,10 @@ void trace_session::loop(const stop_policy& on_stop) {
       outcome_.detached = true;
       break;
     }
-    if (d.forward_signal) ::kill(proc_->pid(), d.forward_signal);
+    if (d.forward_signal &&
+        !(d.unless_program_got_it && proc_->program_got_signal(d.forward_signal, d.sender,
+                                                               d.sender_code, d.sent_after_ns)))
+      ::kill(proc_->pid(), d.forward_signal);
   }
   if (handler_errors) {
     outcome_.warnings.push_back(fmt::format("{} hit(s) could not be decoded; the first: {}",

@@ -221,7 +221,7 @@ class process {
     pid_t sender;
     std::uint64_t time_ns;
   };
-  std::uint64_t recorded_signals_ = 0;  // bit N-1: record deliveries of signal N
+  std::uint64_t recorded_signals_ = 0;     // bit N-1: record deliveries of signal N
   std::vector<signal_record> signal_log_;  // the last few, oldest first
   void record_delivery(pid_t tid, int sig);
   run_statistics stats_{};

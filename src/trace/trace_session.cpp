@@ -157,8 +157,8 @@ void trace_session::loop(const stop_policy& on_stop) {
       break;
     }
     if (d.forward_signal &&
-        !(d.unless_program_got_it && proc_->program_got_signal(d.forward_signal, d.sender,
-                                                               d.sender_code, d.sent_after_ns)))
+        !(d.unless_program_got_it &&
+          proc_->program_got_signal(d.forward_signal, d.sender, d.sender_code, d.sent_after_ns)))
       ::kill(proc_->pid(), d.forward_signal);
   }
   if (handler_errors) {

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/child.hpp"
 #include "support/gdb_counter.hpp"
 #include "support/run.hpp"
 #include "support/shell.hpp"
@@ -315,93 +316,7 @@ TEST(trace_fields, bigmap_grows_to_the_b_the_load_factor_demands) {
   if (checked == 0) GTEST_SKIP() << "no bigmap builds";
 }
 
-// --- exit status, signals, attach ---------------------------------------------------------
-
-namespace {
-const testdata_build* find_build(const std::string& program, const std::string& label = "go1.26") {
-  static std::vector<testdata_build> all = testdata_builds();
-  for (const auto& b : all)
-    if (b.program == program && b.label == label && b.variant == "default") return &b;
-  return nullptr;
-}
-
-// A child with its stdout on a pipe we read line by line.
-struct child {
-  pid_t pid = -1;
-  int out_fd = -1;
-  std::string buffered;
-
-  child(const std::vector<std::string>& argv) {
-    int p[2];
-    if (pipe(p) != 0) return;
-    pid = fork();
-    if (pid == 0) {
-      dup2(p[1], 1);
-      close(p[0]);
-      close(p[1]);
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, 0);
-      std::vector<char*> a;
-      for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-      a.push_back(nullptr);
-      execv(a[0], a.data());
-      _exit(127);
-    }
-    close(p[1]);
-    out_fd = p[0];
-  }
-  ~child() {
-    if (pid > 0 && !reaped) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-    if (out_fd >= 0) close(out_fd);
-  }
-  bool reaped = false;
-  // Reads until `text` appears in the output (or the timeout).
-  bool wait_for(const std::string& text, double timeout_s = 20) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    char buf[4096];
-    while (buffered.find(text) == std::string::npos) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      fd_set fds;
-      FD_ZERO(&fds);
-      FD_SET(out_fd, &fds);
-      timeval tv{0, 100000};
-      if (select(out_fd + 1, &fds, nullptr, nullptr, &tv) > 0) {
-        ssize_t n = read(out_fd, buf, sizeof buf);
-        if (n <= 0) return buffered.find(text) != std::string::npos;
-        buffered.append(buf, n);
-      }
-    }
-    return true;
-  }
-  std::string rest() {
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(out_fd, buf, sizeof buf)) > 0) buffered.append(buf, n);
-    return buffered;
-  }
-  int wait_exit(double timeout_s = 30) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    int st = 0;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) return -1;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    reaped = true;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-};
-
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  pid_t c;
-  while (in >> c) out.push_back(c);
-  return out;
-}
-}  // namespace
+// --- exit status, signals, attach (more in hostile_test.cpp) ------------------------------
 
 TEST(trace_process, exit_status_and_panics_are_the_programs) {
   for (const char* label : {"go1.23", "go1.26"}) {

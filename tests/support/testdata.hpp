@@ -61,6 +61,16 @@ inline std::vector<testdata_build> testdata_builds(const std::string& program = 
   return out;
 }
 
+// One build of `program` (nullptr when the matrix has none).
+inline const testdata_build* find_build(const std::string& program,
+                                        const std::string& label = "go1.26",
+                                        const std::string& variant = "default") {
+  static const std::vector<testdata_build> all = testdata_builds();
+  for (const auto& b : all)
+    if (b.program == program && b.label == label && b.variant == variant) return &b;
+  return nullptr;
+}
+
 // Paths of the Go oracle helpers built from tests/oracle/<name>.
 inline std::filesystem::path oracle(const std::string& name) {
   return testdata_dir() / "oracle" / name;

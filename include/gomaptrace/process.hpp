@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "gomaptrace/address.hpp"
@@ -57,6 +58,9 @@ struct run_result {
     exited,    // `status` is the program's exit status
     signaled,  // killed by `signal`
     stopped,   // request_stop() was seen: every thread is stopped; detach() or kill_and_reap()
+    exec,      // the program replaced its image (execve): every breakpoint is gone with the old
+               // one; it waits at the exec. detach() (then wait_detached() when launched), or
+               // prepare_after_exec() and add breakpoints for the new image, then run() again
   };
   kind what = kind::exited;
   int status = 0;
@@ -70,9 +74,18 @@ struct run_statistics {
   std::uint64_t signals_delivered = 0;  // signals passed on to the program
   std::uint64_t slot_steps = 0;         // single-steps to finish a displaced instruction
   std::uint64_t slot_faults = 0;        // displaced instructions that faulted (PC moved back)
-  std::uint64_t forks_released = 0;     // fork()ed children cleaned of int3s and let go
+  std::uint64_t forks_released = 0;     // new processes cleaned of int3s (fork) and let go
   std::uint64_t requeued_signals = 0;   // extra signals that arrived during a slot step
 };
+
+// A process the program started (fork, vfork as os/exec does, clone without CLONE_VM): it is
+// not traced; a fork child's copy of the code got its original bytes back first.
+struct released_child {
+  enum class how { fork, vfork, clone };
+  pid_t pid = 0;
+  how via = how::fork;
+};
+const char* to_string(released_child::how h);
 
 class process {
  public:
@@ -136,6 +149,16 @@ class process {
   // SIGKILL the program and reap it.
   void kill_and_reap();
 
+  // After an `exec` result: runs the new image to its entry point (its loader done), where
+  // breakpoints for it can be added. Throws fatal_error(launch_failed) if it dies first.
+  void prepare_after_exec();
+  // After detach() of a launched program (our child): waits for its end untraced. Returns
+  // `stopped` when a stop request (a signal to gomaptrace) interrupts the wait; call again.
+  run_result wait_detached();
+
+  // Children released since the last call (one notice each is the caller's to give).
+  std::vector<released_child> take_released_children() { return std::exchange(released_, {}); }
+
   // Async-signal-safe: a SIGINT/SIGTERM handler calls this. The run loop checks the flag
   // before every waitpid; a handler installed WITHOUT SA_RESTART makes a blocked waitpid
   // return EINTR so the loop sees it at once. (A signal landing between the check and the
@@ -198,13 +221,15 @@ class process {
   bool return_to_group_stop(thread_state& th);
   thread_state& add_thread(pid_t tid);
   bool is_our_thread(pid_t tid) const;
-  void release_fork_child(pid_t child);
+  void release_child(pid_t child, released_child::how via);
+  void on_new_process(pid_t child, released_child::how via);
   void set_finished(const run_result& r);
 
   pid_t pid_ = -1;
   bool attached_ = false;
   bool finished_ = false;
   bool detached_ = false;
+  bool exec_seen_ = false;  // on_wait saw PTRACE_EVENT_EXEC: run() returns `exec`
   run_result final_{};
   std::uint64_t auxv_entry_ = 0;
   unique_fd mem_fd_;
@@ -215,6 +240,10 @@ class process {
   std::map<std::uint64_t, std::size_t> site_by_slot_;  // slot start -> index in sites_
   std::vector<ool_page> pages_;
   std::vector<std::pair<pid_t, int>> pending_;  // statuses read during a synchronous wait
+  // First stops of new processes seen before their parent's fork event said how they were
+  // made (a vfork child shares our memory: its bytes must not be touched).
+  std::map<pid_t, int> newborn_;
+  std::vector<released_child> released_;
   struct signal_record {
     int signo;
     int code;

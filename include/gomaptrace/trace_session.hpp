@@ -34,7 +34,9 @@ struct run_outcome {
   std::optional<int> exit_status;  // the program's, or 128+signal
   std::optional<int> signal;       // when killed by a signal
   std::uint64_t duration_ns = 0;
-  std::vector<std::string> warnings;             // what may make the figures incomplete
+  std::vector<std::string> warnings;  // what may make the figures incomplete
+  std::vector<std::string> notices;   // processes released, images detached from (also told)
+  std::string exec_image;             // the image the program exec'd into (then detached)
   std::vector<expectation_result> expectations;  // --expect, in the order given
 };
 
@@ -47,6 +49,8 @@ struct session_options {
   // Signals the stop policy may pass on: who sent the program its own copies is recorded, so
   // one it already got is not passed on a second time (see stop_decision).
   std::vector<int> forwarded_signals;
+  // One line each, as they happen: a child process released, an exec'd image detached from.
+  std::function<void(const std::string&)> notify;
 };
 
 // What to do when the run loop stopped because process::request_stop() was called (a signal
@@ -91,6 +95,9 @@ class trace_session {
 
  private:
   void plant();
+  void tell(const std::string& line);
+  void tell_released_children();
+  bool end_at_exec(const stop_policy& on_stop);
   void loop(const stop_policy& on_stop);
 
   session_options opts_;

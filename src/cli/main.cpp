@@ -278,6 +278,11 @@ int run_trace(const trace_options& o) {
   so.program = attach ? exe_of(so.pid) : resolve_program(o.command.at(0));
   so.command = o.command;
   so.forwarded_signals = stop_signals;
+  // On stderr whatever -o and --json say: a plain line would break a JSON event stream.
+  so.notify = [](const std::string& line) {
+    stderr_lines() << "gomaptrace: " << line << '\n';
+    stderr_lines().flush();
+  };
   so.tracer.stack_depth = o.stack;
   so.tracer.all_events = o.events;
   if (!o.filter.empty()) so.tracer.filter = *gt::regex_matcher::compile(o.filter);  // checked

@@ -43,8 +43,10 @@ static_assert(std::atomic<pid_t>::is_always_lock_free, "the kick must be async-s
 // TRACEFORK: a fork()ed child inherits our int3s in its copy of the code and would die of
 // SIGTRAP at the first hit; it is caught at birth, cleaned and let go. vfork children share
 // our memory and run only until exec (Go's os/exec runs no Go code there): not traced.
-constexpr long base_options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEEXEC |
-                              PTRACE_O_TRACEEXIT | PTRACE_O_TRACESYSGOOD;
+// TRACEVFORK: os/exec's vfork children are seen too, so each one released gets its notice;
+// they share our memory until they exec, so their bytes are left alone.
+constexpr long base_options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+                              PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_TRACESYSGOOD;
 
 [[noreturn]] void trace_failed(const std::string& what, int err = errno) {
   throw fatal_error(exit_code::trace_failed, fmt::format("{}: {}", what, strerror(err)));
@@ -179,15 +181,49 @@ bool process::is_our_thread(pid_t tid) const {
   return true;  // gone already: treat as ours, its exit status follows
 }
 
-// The child of a fork() in its first stop: put the original bytes back in its copy of the
-// code and detach. Its copy of the slot page stays mapped but unused.
-void process::release_fork_child(pid_t child) {
-  unique_fd fd(::open(fmt::format("/proc/{}/mem", child).c_str(), O_RDWR | O_CLOEXEC));
-  if (fd)
-    for (auto& s : sites_)
-      (void)!::pwrite(fd.get(), &s.original, 1, static_cast<off_t>(s.addr.value()));
+const char* to_string(released_child::how h) {
+  switch (h) {
+    case released_child::how::fork:
+      return "fork";
+    case released_child::how::vfork:
+      return "vfork";
+    case released_child::how::clone:
+      return "clone";
+  }
+  return "?";
+}
+
+// A new process in its first stop: a fork child gets the original bytes back in its copy of
+// the code (it would die of SIGTRAP at its first probed call), then is let go. Its copy of the
+// slot page stays mapped but unused. A vfork child shares our memory until it execs: writing
+// there would unplant our own breakpoints, so it is only let go.
+void process::release_child(pid_t child, released_child::how via) {
+  if (via != released_child::how::vfork) {
+    unique_fd fd(::open(fmt::format("/proc/{}/mem", child).c_str(), O_RDWR | O_CLOEXEC));
+    if (fd)
+      for (auto& s : sites_)
+        (void)!::pwrite(fd.get(), &s.original, 1, static_cast<off_t>(s.addr.value()));
+  }
   pt(PTRACE_DETACH, child, 0, 0);
   ++stats_.forks_released;
+  released_.push_back({child, via});
+}
+
+// The parent's fork/vfork/clone event names the child: its first stop may have come already
+// (newborn_), or is on its way.
+void process::on_new_process(pid_t child, released_child::how via) {
+  if (auto it = newborn_.find(child); it != newborn_.end()) {
+    newborn_.erase(it);
+  } else {
+    int raw;
+    for (;;) {
+      if (::waitpid(child, &raw, __WALL) == child) break;
+      if (errno == EINTR) continue;
+      return;  // ECHILD: gone already
+    }
+    if (!wait_status::decode(raw).is_stop()) return;  // killed before its first stop
+  }
+  release_child(child, via);
 }
 
 void process::set_finished(const run_result& r) {
@@ -780,10 +816,10 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
     set_finished(r);
     return r;
   }
-  // A thread's first stop can come before its parent's PTRACE_EVENT_CLONE; a fork child's
-  // before PTRACE_EVENT_FORK.
+  // A thread's first stop can come before its parent's PTRACE_EVENT_CLONE; a new process's
+  // before PTRACE_EVENT_FORK/VFORK, which says how to release it.
   if (!threads_.count(tid) && !is_our_thread(tid)) {
-    release_fork_child(tid);
+    newborn_[tid] = raw;
     return std::nullopt;
   }
   thread_state& th = add_thread(tid);
@@ -798,10 +834,18 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
     case k::syscall_stop:
       break;
     case k::event_stop:
-      if (st.event == PTRACE_EVENT_CLONE) {
-        unsigned long child = 0;
-        pt(PTRACE_GETEVENTMSG, tid, 0, reinterpret_cast<std::uint64_t>(&child));
-        add_thread(static_cast<pid_t>(child));  // not stopped until its own first stop
+      if (st.event == PTRACE_EVENT_CLONE || st.event == PTRACE_EVENT_FORK ||
+          st.event == PTRACE_EVENT_VFORK) {
+        unsigned long msg = 0;
+        pt(PTRACE_GETEVENTMSG, tid, 0, reinterpret_cast<std::uint64_t>(&msg));
+        const auto child = static_cast<pid_t>(msg);
+        if (st.event == PTRACE_EVENT_CLONE && is_our_thread(child)) {
+          add_thread(child);  // a new thread: not stopped until its own first stop
+        } else {
+          on_new_process(child, st.event == PTRACE_EVENT_FORK    ? released_child::how::fork
+                                : st.event == PTRACE_EVENT_VFORK ? released_child::how::vfork
+                                                                 : released_child::how::clone);
+        }
       } else if (st.event == PTRACE_EVENT_EXIT) {
         th.exiting = true;
       } else if (st.event == PTRACE_EVENT_EXEC) {
@@ -815,6 +859,7 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
           it = it->first == tid ? std::next(it) : threads_.erase(it);
         open_memory();
         read_auxv();
+        exec_seen_ = true;
       }
       break;
     case k::signal_stop: {
@@ -841,6 +886,12 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
     case k::exited:
     case k::signaled:
       break;
+  }
+  // A new image: the caller decides (detach, or breakpoints for it) while it waits here.
+  if (std::exchange(exec_seen_, false) && resume_after) {
+    run_result r;
+    r.what = run_result::kind::exec;
+    return r;
   }
   // A handler that asked to stop leaves its thread where it is (possibly at a slot's start):
   // resuming it would only race with the PTRACE_INTERRUPT that follows.
@@ -1003,6 +1054,10 @@ void process::detach() {
     if (on_wait(tid, raw, nullptr, false) || finished_) return;
   }
   for (auto& s : sites_) (void)write_memory(s.addr, std::span<const std::byte>(&s.original, 1));
+  // New processes whose parent's fork event never came: let them go too, their copy of the
+  // code cleaned (a vfork child's is ours, whose original bytes are already back).
+  for (auto& [child, raw] : newborn_) release_child(child, released_child::how::fork);
+  newborn_.clear();
   // Held signals are delivered by PTRACE_DETACH, which needs the siginfo of the stop.
   std::unordered_map<pid_t, siginfo_t> infos;
   for (auto& [tid, th] : threads_) {
@@ -1036,6 +1091,40 @@ void process::detach() {
   threads_.clear();
   mem_fd_.reset();
   detached_ = true;
+}
+
+void process::prepare_after_exec() {
+  if (finished_ || detached_) throw fatal_error(exit_code::trace_failed, "no program to prepare");
+  run_to_entry();
+}
+
+run_result process::wait_detached() {
+  if (finished_) return final_;
+  for (;;) {
+    int raw;
+    if (::waitpid(pid_, &raw, 0) == pid_) {
+      run_result r;
+      const auto st = wait_status::decode(raw);
+      r.what = st.what == wait_status::kind::exited ? run_result::kind::exited
+                                                    : run_result::kind::signaled;
+      r.status = st.code;
+      r.signal = st.signal;
+      r.core_dumped = st.core_dumped;
+      finished_ = true;
+      final_ = r;
+      return r;
+    }
+    if (errno != EINTR) {
+      finished_ = true;  // not our child (attached): nothing to wait for
+      return final_;
+    }
+    if (stop_requested()) {
+      clear_stop_request();
+      run_result r;
+      r.what = run_result::kind::stopped;
+      return r;
+    }
+  }
 }
 
 void process::kill_and_reap() {

@@ -118,6 +118,49 @@ const run_outcome& trace_session::run(event_sink& sink, const stop_policy& on_st
   return outcome_;
 }
 
+void trace_session::tell(const std::string& line) {
+  if (opts_.notify) opts_.notify(line);
+  outcome_.notices.push_back(line);
+}
+
+void trace_session::tell_released_children() {
+  for (const released_child& c : proc_->take_released_children()) {
+    tell(fmt::format("process {} started process {} ({}): not traced, released", proc_->pid(),
+                     c.pid, to_string(c.via)));
+  }
+}
+
+// The program replaced its image: the breakpoints went with the old one. It is detached from
+// (the new image runs untraced) and, when we launched it, still waited for: its exit status is
+// the one gomaptrace ends with. Returns true when the trace is over.
+bool trace_session::end_at_exec(const stop_policy& on_stop) {
+  std::error_code ec;
+  const auto image = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", proc_->pid()), ec);
+  tell(fmt::format("process {} exec'd {}: detached, the new image is not traced", proc_->pid(),
+                   ec ? std::string("a new program") : image.string()));
+  proc_->detach();
+  outcome_.detached = true;
+  outcome_.exec_image = ec ? "" : image.string();
+  if (opts_.pid != 0) return true;
+  for (;;) {
+    run_result res = proc_->wait_detached();
+    if (res.what == run_result::kind::stopped) {
+      // A signal aimed at gomaptrace while the program runs on untraced: the same policy, but
+      // the program is no longer stopped, so only who sent it can tell a group signal.
+      stop_decision d = on_stop ? on_stop(false) : stop_decision{};
+      if (d.forward_signal) ::kill(proc_->pid(), d.forward_signal);
+      continue;
+    }
+    if (res.what == run_result::kind::signaled) {
+      outcome_.signal = res.signal;
+      outcome_.exit_status = 128 + res.signal;
+    } else {
+      outcome_.exit_status = res.status;
+    }
+    return true;
+  }
+}
+
 void trace_session::loop(const stop_policy& on_stop) {
   // The handler runs while the hitting thread sits on its breakpoint: whatever goes wrong in
   // decoding or printing one hit is recorded, never thrown through the debugger, which must
@@ -140,6 +183,11 @@ void trace_session::loop(const stop_policy& on_stop) {
   const bool attached = opts_.pid != 0;
   for (;;) {
     run_result res = proc_->run(handler);
+    tell_released_children();
+    if (res.what == run_result::kind::exec) {
+      if (end_at_exec(on_stop)) break;
+      continue;
+    }
     if (res.what == run_result::kind::exited) {
       outcome_.exit_status = res.status;
       break;

@@ -312,3 +312,44 @@ TEST(hostile_attach, process_of_another_user_and_ptrace_forbidden) {
     expect_unharmed(prog);
   }
 }
+
+// --- children and exec without -f ---------------------------------------------------------------
+
+namespace {
+std::size_t count_lines_with(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) n += line.find(needle) != std::string::npos;
+  return n;
+}
+}  // namespace
+
+TEST(hostile_children, exec_fork_and_os_exec_are_released_with_one_line_each) {
+  for (const char* label : {"go1.23", "go1.26"}) {
+    const testdata_build* b = find_build("spawner", label);
+    if (!b) GTEST_SKIP() << "no " << label << " spawner build";
+    for (const char* mode : {"exec", "fork", "run"}) {
+      SCOPED_TRACE(std::string(label) + " " + mode);
+      auto plain = run_command({b->path.string(), mode});
+      auto traced =
+          run_command({gomaptrace_binary(), "-q", "--no-summary", b->path.string(), mode});
+      EXPECT_EQ(traced.out, plain.out);
+      EXPECT_EQ(traced.status, plain.status) << traced.err;
+      EXPECT_EQ(count_lines_with(traced.err, "gomaptrace: "),
+                count_lines_with(traced.err, "not traced"))
+          << traced.err;
+      if (std::string(mode) == "exec") {
+        EXPECT_EQ(plain.status, 4);
+        EXPECT_EQ(count_lines_with(traced.err, "exec'd " + b->path.string() + ": detached"), 1u)
+            << traced.err;
+      } else if (std::string(mode) == "fork") {
+        EXPECT_EQ(plain.out, "fork child_exit=5 child_signal=-1\nparent maps=10\n");
+        EXPECT_EQ(count_lines_with(traced.err, "(fork): not traced, released"), 1u) << traced.err;
+      } else {
+        // os/exec of itself and of /bin/true (newer runtimes also start a pidfd probe).
+        EXPECT_GE(count_lines_with(traced.err, "(vfork): not traced, released"), 2u) << traced.err;
+      }
+    }
+  }
+}

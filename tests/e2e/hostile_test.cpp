@@ -261,7 +261,12 @@ void expect_unharmed(child& prog) {
 }  // namespace
 
 TEST(hostile_attach, missing_pid_and_non_go_process) {
-  expect_refused(run_command({gomaptrace_binary(), "-p", "999999999"}), 108, "no such process");
+  // A pid that was just used and reaped: free, and within pid_max.
+  pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  waitpid(gone, nullptr, 0);
+  expect_refused(run_command({gomaptrace_binary(), "-p", std::to_string(gone)}), 108,
+                 "no such process");
   child sleeper({"/bin/sleep", "30"});
   ASSERT_TRUE(eventually([&] { return proc_state(sleeper.pid) == 'S'; }));
   expect_refused(run_command({gomaptrace_binary(), "-p", std::to_string(sleeper.pid)}), 105,

@@ -186,6 +186,25 @@ class DebuggerProcess : public ::testing::Test {
     t.output = slurp(out);
     return t;
   }
+  // The tracee's "sleeper" mode blocked in read(2) on a pipe nobody writes to, with no
+  // breakpoints: waitpid has nothing to return until a stop request or its death.
+  struct blocked_program {
+    unique_fd rd, wr, devnull;
+    std::unique_ptr<process> p;
+  };
+  static blocked_program launch_blocked(const fs::path& bin) {
+    blocked_program b;
+    int in[2];
+    if (::pipe(in) != 0) return b;
+    b.rd.reset(in[0]);
+    b.wr.reset(in[1]);
+    b.devnull.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    launch_options o;
+    o.stdin_fd = b.rd.get();
+    o.stdout_fd = b.devnull.get();
+    b.p = process::launch(bin.string(), {bin.string(), "sleeper"}, o);
+    return b;
+  }
   static std::string untraced(const fs::path& binary, const std::string& args) {
     return sh(binary.string() + " " + args);
   }
@@ -541,14 +560,8 @@ TEST_F(DebuggerProcess, SignalHandlerStopRequestInterruptsAnIdleWait) {
   sa.sa_handler = [](int) { process::request_stop(); };
   sa.sa_flags = 0;  // no SA_RESTART
   ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);
-  int in[2];
-  ASSERT_EQ(::pipe(in), 0);
-  unique_fd rd(in[0]), wr(in[1]);
-  launch_options o;
-  o.stdin_fd = rd.get();
-  unique_fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
-  o.stdout_fd = devnull.get();
-  auto p = process::launch(bin.string(), {bin.string(), "sleeper"}, o);
+  blocked_program b = launch_blocked(bin);
+  auto& p = b.p;
   ::alarm(1);
   const auto t0 = std::chrono::steady_clock::now();
   auto r = p->run([](const breakpoint_hit&) {});
@@ -687,14 +700,8 @@ TEST_F(DebuggerProcess, StopRequestEndsAWaitThatTheSignalDoesNotInterrupt) {
   // program (then run() says `exited`).
   const auto bin = dir_ / "tracee";
   restarting_stop_handler h(SIGALRM);
-  int in[2];
-  ASSERT_EQ(::pipe(in), 0);
-  unique_fd rd(in[0]), wr(in[1]);
-  launch_options o;
-  o.stdin_fd = rd.get();
-  unique_fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
-  o.stdout_fd = devnull.get();
-  auto p = process::launch(bin.string(), {bin.string(), "sleeper"}, o);
+  blocked_program b = launch_blocked(bin);
+  auto& p = b.p;
   std::atomic<bool> returned{false};
   std::thread watchdog([&] {
     for (int i = 0; i < 1000 && !returned; ++i)

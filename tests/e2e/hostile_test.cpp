@@ -358,3 +358,76 @@ TEST(hostile_children, exec_fork_and_os_exec_are_released_with_one_line_each) {
     }
   }
 }
+
+// --- the program's own failures -----------------------------------------------------------------
+
+TEST(hostile_program, non_zero_exit_and_panic_are_exactly_the_programs) {
+  for (const char* label : {"go1.23", "go1.26"}) {
+    for (const char* name : {"exitcode", "panics"}) {
+      const testdata_build* b = find_build(name, label);
+      if (!b) GTEST_SKIP() << "no " << label << " " << name << " build";
+      SCOPED_TRACE(std::string(label) + " " + name);
+      temp_dir d;
+      auto plain = run_command({b->path.string()});
+      // The trace to a file: stderr is then the program's own (a panic's goroutine dump).
+      auto traced = run_command(
+          {gomaptrace_binary(), "-q", "-o", (d.path() / "t").string(), b->path.string()});
+      EXPECT_NE(plain.status, 0);
+      EXPECT_EQ(traced.status, plain.status);
+      EXPECT_EQ(traced.out, plain.out);
+      EXPECT_EQ(traced.err, plain.err);
+    }
+  }
+}
+
+// --- mangled binaries ------------------------------------------------------------------------------
+
+TEST(hostile_binary, mutated_binaries_are_refused_in_one_line_or_traced_unchanged) {
+  // Random bytes changed in a copy of a real build, in the parts gomaptrace reads (ELF header
+  // and section table, .gopclntab, .go.buildinfo) or anywhere. Each run either refuses the
+  // file with one line and a status of its own (before starting anything), or traces it and
+  // the program's own result is what it is untraced; never a crash or a hang of gomaptrace.
+  const testdata_build* b = find_build("exitcode");
+  if (!b) GTEST_SKIP() << "no go1.26 exitcode build";
+  std::ifstream in(b->path, std::ios::binary);
+  const std::string orig((std::istreambuf_iterator<char>(in)), {});
+  auto section = [&](const std::string& name) -> std::pair<std::size_t, std::size_t> {
+    std::istringstream rd(shell_output("readelf -SW " + b->path.string() +
+                                       " | sed -n 's/^ *\\[ *[0-9]*\\] //p'"));
+    std::string line;
+    while (std::getline(rd, line)) {
+      std::istringstream f(line);
+      std::string n, type, addr, off, size;
+      f >> n >> type >> addr >> off >> size;
+      if (n == name) return {std::stoull(off, nullptr, 16), std::stoull(size, nullptr, 16)};
+    }
+    return {0, orig.size()};
+  };
+  const std::vector<std::pair<std::size_t, std::size_t>> regions = {
+      {0, 64}, section(".gopclntab"), section(".go.buildinfo"), {0, orig.size()}};
+  std::mt19937_64 rng(20261126);
+  temp_dir d;
+  int refused = 0, traced_ok = 0;
+  for (int i = 0; i < 24; ++i) {
+    std::string data = orig;
+    auto [off, len] = regions[i % regions.size()];
+    for (int k = 0; k < 8; ++k) data[off + rng() % len] = static_cast<char>(rng());
+    const auto p = d.path() / ("m" + std::to_string(i));
+    std::ofstream(p, std::ios::binary) << data;
+    std::filesystem::permissions(p, std::filesystem::perms::owner_all);
+    SCOPED_TRACE("mutation " + std::to_string(i));
+    auto traced = run_command({gomaptrace_binary(), "-q", "--no-summary", p.string()}, {}, 60);
+    if (traced.status >= 100 && traced.status <= 110) {
+      ++refused;
+      EXPECT_EQ(std::count(traced.err.begin(), traced.err.end(), '\n'), 1) << traced.err;
+      EXPECT_EQ(traced.out, "");
+      continue;
+    }
+    ++traced_ok;
+    auto plain = run_command({p.string()}, {}, 60);
+    EXPECT_EQ(traced.status, plain.status) << traced.err;
+    EXPECT_EQ(traced.out, plain.out);
+  }
+  RecordProperty("refused", refused);
+  RecordProperty("traced", traced_ok);
+}

@@ -1,13 +1,39 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, builds the Go testdata matrix (cached) and runs every test.
+#   scripts/test.sh             the whole suite (gcc build in build/), then the CI subset under
+#                               ASan+UBSan and a short run of every fuzzer (clang, build-sanitize/)
+#   scripts/test.sh --sanitize  the whole suite, end-to-end tests included, under ASan+UBSan
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-all}
+case $mode in all | --sanitize) ;; *) echo "usage: $0 [--sanitize]" >&2; exit 2 ;; esac
 scripts/install-deps.sh
+scripts/build-testdata.sh build/testdata
+
+# The sanitizer build (which also holds the fuzzers) shares build/testdata through
+# GOMAPTRACE_TESTDATA. -fno-sanitize-recover makes any UBSan report abort, as ASan's do.
+export UBSAN_OPTIONS=print_stacktrace=1
+sanitized() {  # ctest arguments...
+  CC=clang CXX=clang++ cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DGOMAPTRACE_FUZZ=ON >/dev/null
+  cmake --build build-sanitize
+  GOMAPTRACE_TESTDATA=$PWD/build/testdata ctest --test-dir build-sanitize --output-on-failure \
+    --timeout 1800 "$@"
+}
+if [ "$mode" = --sanitize ]; then
+  sanitized -j2
+  exit 0
+fi
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build
-scripts/build-testdata.sh build/testdata
 ctest --test-dir build --output-on-failure --timeout 900 -j2
 
-# A short run of every fuzzer (clang + ASan/UBSan build in build-sanitize/, seeds made from
-# build/testdata); scripts/fuzz.sh alone runs them for longer.
+# CI under sanitizers: every unit test and fuzz-regression replay, and the end-to-end tests
+# that take each path of the tool once (inspect over the matrix, bad input, tracing, its
+# outputs and options). Left to --sanitize: the long count comparisons against the kernel and
+# gdb (trace_counts, count, OracleSelftest: minutes each, the same code paths as trace_*) and
+# the Go oracle comparisons over the matrix (GosymOracle: parser results, fuzzed separately).
+sanitized -j2 -E '^(trace_counts|count|OracleSelftest|GosymOracle|go_test_exec)\.'
+# A short run of every fuzzer, seeds made from build/testdata; scripts/fuzz.sh runs longer.
 scripts/fuzz.sh --seconds 10

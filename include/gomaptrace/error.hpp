@@ -23,7 +23,8 @@ enum class exit_code : int {
   no_such_process = 108,
   trace_failed = 109,
   launch_failed = 110,
-  assertion_failed = 111,  // --fail-if-grows and friends: the program ran, a check failed
+  assertion_failed = 111,   // --max-grows, --expect: the program ran, a check failed
+  output_unwritable = 112,  // -o, --summary-json, ...: the file cannot be created or written
 };
 
 class fatal_error : public std::runtime_error {

@@ -16,8 +16,22 @@
 #include "gomaptrace/pclntab.hpp"
 #include "gomaptrace/probe_catalog.hpp"
 #include "gomaptrace/runtime_layout.hpp"
+#include "gomaptrace/x86.hpp"
 
 namespace gomaptrace {
+
+// An inlined copy of a probed function (pclntab's inlined_copy) and how to trace it.
+struct inlined_site {
+  std::string caller;  // the function holding the copy
+  file_addr body;      // first PC of the inlined body: where its breakpoint goes
+  file_addr call;      // the call site in the caller (the inline tree's parentPc)
+  // The caller has pushed its frame pointer before `body`: the call chain starts at `body`
+  // itself and climbs from RBP (not from a return address at RSP as at an entry).
+  bool in_frame = false;
+  const inlined_recipe* recipe = nullptr;  // how arguments and result are known, if they are
+  file_addr caller_breakpoint;             // with a recipe: the caller's entry after its check
+  std::vector<file_addr> caller_returns;   // with result_is_callers: the caller's RETs
+};
 
 struct resolved_probe {
   const probe_spec* spec = nullptr;
@@ -29,7 +43,7 @@ struct resolved_probe {
   std::string source;              // "symtab" or ".gopclntab"
   // Inlined copies of the function in other functions (from the inline trees): calls there
   // never reach `entry`. Each site's `body` is the first PC of the inlined body.
-  std::vector<inlined_copy> inlined_sites;
+  std::vector<inlined_site> inlined_sites;
   std::vector<std::string> inlined_into;  // the callers of inlined_sites, sorted, unique
 };
 
@@ -41,6 +55,8 @@ class go_binary {
   const elf_file& elf() const { return *elf_; }
   const pclntab& pcln() const { return *pcln_; }
   const dwarf_info* dwarf() const { return dwarf_.get(); }
+  // Why DWARF the binary has could not be read (then dwarf() is null); empty otherwise.
+  const std::string& dwarf_problem() const { return dwarf_problem_; }
   const go_version& version() const { return version_; }
   const std::string& version_source() const { return version_source_; }
   map_impl impl() const { return impl_; }
@@ -60,10 +76,18 @@ class go_binary {
   void find_impl();
   void find_moduledata();
   void resolve_probes();
+  struct function_code {
+    std::vector<x86_insn> insns;
+    file_addr breakpoint;  // after the stack check
+    std::vector<file_addr> returns, pushes_rbp;
+  };
+  function_code decode_function(const go_func& fn) const;
+  inlined_site resolve_inlined(const resolved_probe& p, const inlined_copy& copy) const;
 
   std::unique_ptr<elf_file> elf_;
   std::unique_ptr<pclntab> pcln_;
   std::unique_ptr<dwarf_info> dwarf_;
+  std::string dwarf_problem_;
   go_version version_;
   std::string version_source_;
   map_impl impl_ = map_impl::classic;

@@ -25,6 +25,7 @@ struct hit_regs {
   std::uint64_t rip = 0, rsp = 0, rbp = 0, r14 = 0;
   std::uint64_t rax = 0, rbx = 0, rcx = 0, rdi = 0, rsi = 0, r8 = 0, r9 = 0, r10 = 0, r11 = 0;
   std::uint64_t arg(arg_reg r) const;
+  void set_arg(arg_reg r, std::uint64_t v);
 };
 
 struct hit_context {
@@ -33,10 +34,20 @@ struct hit_context {
   hit_regs regs;
 };
 
+enum class request_kind {
+  entry,                  // the probed function, after its stack check
+  ret,                    // one of its RETs
+  inlined_body,           // the first PC of an inlined copy: counts as a call
+  inlined_caller_entry,   // the entry of the caller of a copy with a recipe: its arguments
+  inlined_caller_return,  // a RET of that caller: the copy's result
+};
+
 struct breakpoint_request {
   virt_addr addr;
   std::size_t probe = 0;  // index into go_binary::probes()
   bool is_return = false;
+  request_kind kind = request_kind::entry;
+  std::size_t site = 0;  // inlined_*: index into the probe's inlined_sites
 };
 
 // Reads `len` bytes at each address, concatenated in order: one call for many small reads
@@ -83,8 +94,10 @@ struct site_stats {
 };
 
 struct trace_stats {
-  std::map<std::string, std::uint64_t> hits;  // entry hits per runtime symbol
-  std::uint64_t events = 0;                   // events handed to the sink
+  // Calls per runtime symbol: entry hits plus hits on its inlined copies.
+  std::map<std::string, std::uint64_t> hits;
+  std::map<std::string, std::uint64_t> inlined_hits;  // the part of hits at inlined copies
+  std::uint64_t events = 0;                           // events handed to the sink
   std::uint64_t maps_created = 0;
   std::uint64_t grows = 0;
   std::uint64_t inserts = 0;                // mapassign* calls
@@ -119,19 +132,28 @@ class map_tracer {
   };
 
   void on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx);
-  void on_return(const resolved_probe& p, std::size_t probe, const hit_context& ctx);
+  // slot: the pending_ key's second half (the probe, or inlined_slot() of a copy).
+  void on_return(const resolved_probe& p, std::size_t slot, const hit_context& ctx);
+  static std::size_t inlined_slot(std::size_t probe, std::size_t site) {
+    return ((probe + 1) << 32) | site;
+  }
 
   std::optional<std::int64_t> goid(const hit_regs& r);
   std::optional<std::string> type_name(std::uint64_t type_addr);
   std::vector<field_value> map_fields(std::uint64_t map, bool capacity_too = true);
   std::vector<field_value> table_fields(std::uint64_t table);
-  std::vector<stack_frame> unwind(const hit_regs& r);
+  // in_frame: r.rip is inside a function that has set up its frame (an inlined copy), not
+  // at an entry or RET where [rsp] is the return address.
+  std::vector<stack_frame> unwind(const hit_regs& r, bool in_frame = false);
+  void on_inlined(const breakpoint_request& r, const resolved_probe& p, const hit_context& ctx);
+  void on_inlined_body(const resolved_probe& p, const breakpoint_request& r,
+                       const hit_context& ctx);
   const std::vector<stack_frame>& symbolize(std::uint64_t pc, bool is_return_address);
   std::optional<std::uint64_t> read_u64(std::uint64_t addr);
   std::int64_t call_key(const hit_context& ctx, std::optional<std::int64_t> g) const;
   map_event base_event(const resolved_probe& p, const hit_context& ctx,
                        std::optional<std::int64_t> g);
-  void note_creation(map_event& e);
+  void note_creation(map_event& e, bool map_known = true);
   void note_grow(std::uint64_t map);
   std::optional<creation_site> site_of(std::uint64_t map) const;
   void emit(map_event& e, bool high_volume);
@@ -151,6 +173,9 @@ class map_tracer {
   std::unordered_map<std::uint64_t, map_record> maps_;
   // Calls waiting for their return, per goroutine (or thread on g0) and probe.
   std::map<std::pair<std::int64_t, std::size_t>, std::vector<pending_call>> pending_;
+  // Registers at the entry of a caller holding an inlined copy with a recipe, per goroutine
+  // and copy, until the copy's body is reached.
+  std::map<std::pair<std::int64_t, std::size_t>, std::vector<hit_regs>> inlined_args_;
 };
 
 }  // namespace gomaptrace

@@ -57,6 +57,9 @@ class pclntab {
   file_addr text_start() const { return text_start_; }
   // moduledata.gofunc (go:func.*), base of the 1.18+ FUNCDATA offsets; nullopt if not found.
   std::optional<file_addr> gofunc() const { return gofunc_; }
+  // runtime.firstmoduledata (link-time address) and how it was found; nullopt if not found.
+  std::optional<file_addr> moduledata() const { return moduledata_; }
+  const std::string& moduledata_source() const { return moduledata_source_; }
 
   const std::vector<go_func>& functions() const { return funcs_; }  // sorted by entry
   const go_func* find(std::string_view name) const;  // exact name, e.g. "runtime.makemap"
@@ -109,6 +112,8 @@ class pclntab {
   std::uint64_t header_text_start_ = 0;
   file_addr text_start_;
   std::optional<file_addr> gofunc_;
+  std::optional<file_addr> moduledata_;
+  std::string moduledata_source_;
   std::vector<go_func> funcs_;
   std::vector<std::uint32_t> by_name_;  // indexes into funcs_, sorted by name
 };

@@ -45,6 +45,22 @@ struct probe_spec {
   bool is_insert = false;  // mapassign*: one key inserted or updated
 };
 
+// What an inlined copy of a probed function inside a known caller can be decoded from. The
+// copy has no entry and no RET of its own, and at its first PC the registers hold whatever
+// the caller's code left there; but some callers hand their own arguments straight on and
+// return the callee's result as theirs.
+struct inlined_recipe {
+  std::string_view callee;
+  std::string_view caller;
+  arg_reg type_arg;        // the caller's register at its entry holding the callee's type_arg
+  arg_reg extra_arg;       // ... holding the callee's extra_arg (hint)
+  bool result_is_callers;  // the callee's result is the caller's, in RAX at the caller's RETs
+};
+
+// nullptr when nothing is known about that caller: the copy is still counted and its call
+// chain shown, but its arguments and result are not reported.
+const inlined_recipe* find_inlined_recipe(std::string_view callee, std::string_view caller);
+
 // The probes for one implementation. Functions a given binary lacks are simply not found
 // (e.g. makemap64 is often dead-code eliminated).
 const std::vector<probe_spec>& probe_specs(map_impl impl);

@@ -66,7 +66,8 @@ struct runtime_layout {
 // fatal_error(unsupported_go).
 runtime_layout resolve_runtime_layout(const go_version& v, map_impl impl, const dwarf_info* dwarf);
 
-// The built-in table: Go 1.17 .. 1.27, classic maps up to 1.25 (1.24/1.25 only with
+// The built-in table: Go 1.16 .. 1.27 (1.16 for inspect only: it has no register ABI),
+// classic maps up to 1.25 (1.24/1.25 only with
 // GOEXPERIMENT=noswissmap), Swiss maps from 1.24. Anything else -> fatal_error(unsupported_go).
 runtime_layout table_layout(const go_version& v, map_impl impl);
 

@@ -133,20 +133,35 @@ void pclntab::parse_header() {
 // moduledata (runtime/symtab.go) starts with a pointer to the pcHeader and the funcnametab
 // slice. It holds text (the base of 1.18+ entry offsets; the header's textStart reads 0 in Go
 // 1.26+) and gofunc (the base of 1.18+ FUNCDATA offsets), which stripped binaries have no
-// symbols for. Its pointers are link-time addresses in the file, PIE included.
+// symbols for. The one place moduledata is found: runtime.firstmoduledata when the symbol
+// table has it, else the only place where those two pointers sit side by side. Pointers are
+// read as the program sees them (read_pointer): Go's own linker also writes a PIE's pointers
+// into the file, an external linker may leave only the RELATIVE relocation.
 void pclntab::locate_moduledata() {
   std::optional<file_addr> md;
   const std::uint64_t want0 = addr_.value(), want1 = addr_.value() + funcname_off_;
+  auto holds_both = [&](file_addr a) {
+    auto p0 = elf_.read_pointer(a);
+    auto p1 = elf_.read_pointer(a + 8);
+    return p0 && p1 && *p0 == want0 && *p1 == want1;
+  };
+  if (const elf_symbol* sym = elf_.find_symbol("runtime.firstmoduledata")) {
+    md = sym->addr;
+    moduledata_source_ = "symtab";
+  }
   for (const auto& s : elf_.sections()) {
+    if (md) break;
     if (s.type != SHT_PROGBITS || !(s.flags & SHF_ALLOC) || !(s.flags & SHF_WRITE)) continue;
     auto d = elf_.section_data(s);
     const std::uint64_t skew = (8 - s.addr.value() % 8) % 8;
     for (std::uint64_t off = skew; off + 16 <= d.size() && !md; off += 8) {
-      if (load<std::uint64_t>(d, off) == want0 && load<std::uint64_t>(d, off + 8) == want1)
-        md = s.addr + static_cast<std::int64_t>(off);
+      const file_addr a = s.addr + static_cast<std::int64_t>(off);
+      const auto w = load<std::uint64_t>(d, off);
+      if ((w == want0 || w == 0) && holds_both(a)) md = a;
     }
-    if (md) break;
+    if (md) moduledata_source_ = fmt::format("scan of {} for pointers to .gopclntab", s.name);
   }
+  moduledata_ = md;
   auto in_exec = [&](std::uint64_t a) {
     const elf_section* s = elf_.section_at(file_addr(a));
     return s && (s->flags & SHF_EXECINSTR);

@@ -132,9 +132,14 @@ output_file open_output(const std::string& pattern, const char* option,
   const std::string path = gt::cli::expand_output_path(pattern, prog.string());
   auto f = std::make_unique<std::ofstream>(path);
   if (!*f) {
-    throw gt::fatal_error(
-        gt::exit_code::permission_denied,
-        fmt::format("{} {}: cannot open for writing: {}", option, path, std::strerror(errno)));
+    const int e = errno;
+    // ENOENT from open(O_CREAT) means a directory on the way is missing, not the file.
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    const std::string why = e == ENOENT || e == ENOTDIR
+                                ? fmt::format("no such directory '{}'", dir.empty() ? "." : dir)
+                                : std::strerror(e);
+    throw gt::fatal_error(gt::exit_code::output_unwritable,
+                          fmt::format("{} {}: cannot open for writing: {}", option, path, why));
   }
   return output_file(std::move(f));
 }

@@ -1,10 +1,8 @@
 #include "gomaptrace/go_binary.hpp"
 
-#include <elf.h>
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "gomaptrace/buildinfo.hpp"
 #include "gomaptrace/error.hpp"
@@ -12,19 +10,17 @@
 
 namespace gomaptrace {
 
-namespace {
-std::uint64_t load_u64(std::span<const std::byte> b, std::size_t off) {
-  std::uint64_t v = 0;
-  std::memcpy(&v, b.data() + off, sizeof v);
-  return v;
-}
-}  // namespace
-
 std::unique_ptr<go_binary> go_binary::open(const std::filesystem::path& path) {
   std::unique_ptr<go_binary> b(new go_binary());
   b->elf_ = elf_file::open(path);
   b->pcln_ = pclntab::parse(*b->elf_);
-  b->dwarf_ = dwarf_info::open(path);
+  // DWARF is an optional source of layouts: when libdwarf cannot read it, the built-in
+  // table serves, and inspect says why.
+  if (auto d = dwarf_info::load(path)) {
+    b->dwarf_ = std::move(*d);
+  } else {
+    b->dwarf_problem_ = d.error();
+  }
   b->find_version();
   b->find_impl();
   try {
@@ -80,55 +76,12 @@ void go_binary::find_impl() {
   }
 }
 
-namespace {
-// Pointers in a PIE's data are zero in the file; the dynamic relocations hold them.
-std::optional<std::uint64_t> relocated(const elf_file& elf, file_addr where) {
-  const auto& r = elf.relative_relocs();
-  auto it = std::lower_bound(r.begin(), r.end(), where,
-                             [](const elf_relative_reloc& x, file_addr w) { return x.where < w; });
-  if (it != r.end() && it->where == where) return it->addend;
-  return std::nullopt;
-}
-}  // namespace
-
 void go_binary::find_moduledata() {
-  const elf_section* pcl = elf_->find_section(".gopclntab");
-  if (!pcl) pcl = elf_->find_section(".data.rel.ro.gopclntab");
-  if (const elf_symbol* s = elf_->find_symbol("runtime.firstmoduledata")) {
-    moduledata_ = s->addr;
-    moduledata_source_ = "symtab";
-  } else if (pcl) {
-    // moduledata begins with pcHeader, a pointer to .gopclntab: find that pointer. Go 1.26+
-    // keeps moduledata in a .go.module section of its own, older releases in .noptrdata.
-    for (const char* name : {".go.module", ".noptrdata", ".data.rel.ro", ".data"}) {
-      const elf_section* sec = elf_->find_section(name);
-      if (!sec || sec->type != SHT_PROGBITS) continue;
-      auto data = elf_->section_data(*sec);
-      for (std::size_t off = 0; off + 8 <= data.size() && !moduledata_; off += 8) {
-        if (load_u64(data, off) == pcl->addr.value()) {
-          moduledata_ = sec->addr + static_cast<std::int64_t>(off);
-          moduledata_source_ = fmt::format("scan of {} for the pcHeader pointer", name);
-        }
-      }
-      // In a PIE the pointer may be zero in the file, its value in a RELATIVE relocation.
-      for (const elf_relative_reloc& r : elf_->relative_relocs()) {
-        if (moduledata_) break;
-        if (r.addend == pcl->addr.value() && r.where >= sec->addr &&
-            r.where < sec->addr + static_cast<std::int64_t>(sec->size)) {
-          moduledata_ = r.where;
-          moduledata_source_ = fmt::format("relocation of {} holding the pcHeader pointer", name);
-        }
-      }
-      if (moduledata_) break;
-    }
-  }
+  moduledata_ = pcln_->moduledata();
+  moduledata_source_ = pcln_->moduledata_source();
   if (!moduledata_) return;
   file_addr field = *moduledata_ + static_cast<std::int64_t>(layout_.moduledata_types.offset);
-  if (auto r = relocated(*elf_, field)) {
-    types_base_ = file_addr(*r);
-  } else if (auto bytes = elf_->read(field, 8)) {
-    if (std::uint64_t v = load_u64(*bytes, 0)) types_base_ = file_addr(v);
-  }
+  if (auto v = elf_->read_pointer(field); v && *v != 0) types_base_ = file_addr(*v);
 }
 
 void go_binary::resolve_probes() {
@@ -151,29 +104,62 @@ void go_binary::resolve_probes() {
       }
       p.source = "symtab";
     }
-    auto code = elf_->read(fn->entry, static_cast<std::size_t>(fn->end - fn->entry));
-    if (!code) {
-      throw fatal_error(exit_code::corrupt_binary,
-                        fmt::format("{}: cannot read the code of {}: {}", elf_->path().string(),
-                                    spec.symbol, code.error()));
-    }
-    auto insns = decode_linear(*code, fn->entry);
-    p.breakpoint = after_stack_check(insns, *code, fn->entry);
-    for (const x86_insn& in : insns) {
-      if (in.kind == insn_kind::ret) p.returns.push_back(in.addr);
-    }
+    const function_code c = decode_function(*fn);
+    p.breakpoint = c.breakpoint;
+    p.returns = c.returns;
     probes_.push_back(std::move(p));
   }
   std::vector<std::string> names;
   for (const resolved_probe& p : probes_) names.push_back(p.symbol);
   auto inlined = pcln_->inlined_copies(names);
   for (resolved_probe& p : probes_) {
-    p.inlined_sites = std::move(inlined[p.symbol]);
-    for (const inlined_copy& c : p.inlined_sites) p.inlined_into.push_back(c.caller);
+    for (const inlined_copy& copy : inlined[p.symbol]) {
+      p.inlined_into.push_back(copy.caller);
+      p.inlined_sites.push_back(resolve_inlined(p, copy));
+    }
     std::sort(p.inlined_into.begin(), p.inlined_into.end());
     p.inlined_into.erase(std::unique(p.inlined_into.begin(), p.inlined_into.end()),
                          p.inlined_into.end());
   }
+}
+
+go_binary::function_code go_binary::decode_function(const go_func& fn) const {
+  auto code = elf_->read(fn.entry, static_cast<std::size_t>(fn.end - fn.entry));
+  if (!code) {
+    throw fatal_error(exit_code::corrupt_binary,
+                      fmt::format("{}: cannot read the code of {}: {}", elf_->path().string(),
+                                  fn.name, code.error()));
+  }
+  function_code c;
+  c.insns = decode_linear(*code, fn.entry);
+  c.breakpoint = after_stack_check(c.insns, *code, fn.entry);
+  for (const x86_insn& in : c.insns) {
+    if (in.kind == insn_kind::ret) c.returns.push_back(in.addr);
+    // push rbp: Go's frame-pointer prologue (a frameless function has none).
+    if (in.length == 1 && (*code)[static_cast<std::size_t>(in.addr - fn.entry)] == std::byte{0x55})
+      c.pushes_rbp.push_back(in.addr);
+  }
+  return c;
+}
+
+inlined_site go_binary::resolve_inlined(const resolved_probe& p, const inlined_copy& copy) const {
+  inlined_site s;
+  s.caller = copy.caller;
+  s.body = copy.body;
+  s.call = copy.call;
+  const go_func* fn = pcln_->function_at(copy.body);
+  if (!fn) return s;  // cannot happen: the copy was found in that function's tables
+  const function_code c = decode_function(*fn);
+  s.in_frame = std::any_of(c.pushes_rbp.begin(), c.pushes_rbp.end(),
+                           [&](file_addr a) { return a < copy.body; });
+  // A copy right at the caller's breakpoint would need two breakpoints on one PC, in order:
+  // it is then only counted.
+  if (c.breakpoint != copy.body) s.recipe = find_inlined_recipe(p.symbol, copy.caller);
+  if (s.recipe) {
+    s.caller_breakpoint = c.breakpoint;
+    if (s.recipe->result_is_callers) s.caller_returns = c.returns;
+  }
+  return s;
 }
 
 bool go_binary::traceable(std::string* why) const {

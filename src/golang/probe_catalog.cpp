@@ -84,6 +84,19 @@ std::vector<probe_spec> make_swiss() {
 }
 }  // namespace
 
+const inlined_recipe* find_inlined_recipe(std::string_view callee, std::string_view caller) {
+  // reflect.makemap is runtime.reflect_makemap(t, cap) (go:linkname), which ends in
+  // `return makemap(t, cap, nil)` in every release 1.17-1.27 (runtime/map.go,
+  // map_swiss.go, map_noswiss.go); 1.24+ Swiss builds inline that makemap. It is how
+  // reflect.MakeMap, encoding/json and text/template make maps.
+  static constexpr inlined_recipe recipes[] = {
+      {"runtime.makemap", "reflect.makemap", R::rax, R::rbx, true},
+  };
+  for (const inlined_recipe& r : recipes)
+    if (r.callee == callee && r.caller == caller) return &r;
+  return nullptr;
+}
+
 const std::vector<probe_spec>& probe_specs(map_impl impl) {
   static const std::vector<probe_spec> classic = make_classic();
   static const std::vector<probe_spec> swiss = make_swiss();

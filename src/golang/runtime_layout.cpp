@@ -39,7 +39,7 @@ std::string version_string(const go_version& v) {
 // Each row was read from the Go sources of that release (runtime/map.go or map_noswiss.go,
 // internal/runtime/maps/{map,table,group}.go, runtime/runtime2.go, runtime/symtab.go,
 // runtime/type.go / internal/abi/type.go) and checked against the DWARF of a real build of
-// 1.17.13, 1.18.10, 1.19.8, 1.20.14, 1.21.13, 1.22.12, 1.23.12, 1.24.13 (both map
+// 1.16.15, 1.17.13, 1.18.10, 1.19.8, 1.20.14, 1.21.13, 1.22.12, 1.23.12, 1.24.13 (both map
 // implementations), 1.25.9 (both), 1.26.8 and 1.27.3. tests/e2e/layout_table_test.cpp keeps
 // checking it against every testdata build.
 

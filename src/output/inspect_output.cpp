@@ -15,6 +15,13 @@ nlohmann::json fields_json(const field_list& fs) {
     a.push_back({{"field", name}, {"offset", f.offset}, {"size", f.size}});
   return a;
 }
+
+// What the tracer reports at an inlined copy's breakpoint, in words.
+std::string inlined_decoding(const inlined_site& c) {
+  if (!c.recipe) return "probed: counted with its call chain; arguments and result unknown";
+  return fmt::format("probed: arguments from {}'s entry{}", c.caller,
+                     c.recipe->result_is_callers ? ", result at its RETs" : "");
+}
 }  // namespace
 
 nlohmann::json inspect_json(const go_binary& bin) {
@@ -31,6 +38,7 @@ nlohmann::json inspect_json(const go_binary& bin) {
   j["map_impl_reason"] = bin.impl_reason();
   j["symbols"] = bin.elf().symbols().empty() ? ".gopclntab (no symbol table)" : "symtab";
   j["dwarf"] = bin.dwarf() != nullptr;
+  if (!bin.dwarf_problem().empty()) j["dwarf_problem"] = bin.dwarf_problem();
   j["pclntab_magic"] = fmt::format("{:#x}", bin.pcln().magic());
   std::string why;
   j["traceable"] = bin.traceable(&why);
@@ -69,8 +77,18 @@ nlohmann::json inspect_json(const go_binary& bin) {
                                                              : "after stack check (decoded)"}};
     if (!p.inlined_into.empty()) pj["inlined_into"] = p.inlined_into;
     json sites = json::array();
-    for (const inlined_copy& c : p.inlined_sites)
-      sites.push_back({{"caller", c.caller}, {"body", hex(c.body)}, {"call", hex(c.call)}});
+    for (const inlined_site& c : p.inlined_sites) {
+      json sj = {{"caller", c.caller},
+                 {"body", hex(c.body)},
+                 {"call", hex(c.call)},
+                 {"in_frame", c.in_frame},
+                 {"decoded", inlined_decoding(c)}};
+      if (c.recipe) sj["caller_breakpoint"] = hex(c.caller_breakpoint);
+      json r = json::array();
+      for (file_addr a : c.caller_returns) r.push_back(hex(a));
+      if (!r.empty()) sj["caller_returns"] = std::move(r);
+      sites.push_back(std::move(sj));
+    }
     if (!sites.empty()) pj["inlined_sites"] = std::move(sites);
     probes.push_back(std::move(pj));
   }
@@ -91,9 +109,11 @@ void write_inspect_text(std::ostream& out, const go_binary& bin) {
                                              ? "none (stripped): names from .gopclntab"
                                              : "ELF symbol table, checked against .gopclntab");
   out << fmt::format("pclntab     magic {:#x}\n", bin.pcln().magic());
+  std::string table_why = "no DWARF in the binary";
+  if (!bin.dwarf_problem().empty()) table_why = "DWARF unreadable: " + bin.dwarf_problem();
   out << fmt::format("layouts     from {}\n", L.source == layout_source::dwarf
                                                   ? "DWARF"
-                                                  : "built-in table (no DWARF in the binary)");
+                                                  : fmt::format("built-in table ({})", table_why));
   std::string why;
   if (!bin.traceable(&why)) out << "tracing     refused: " << why << '\n';
   out << fmt::format("g.goid      offset {} size {}\n", L.g_goid.offset, L.g_goid.size);
@@ -123,12 +143,9 @@ void write_inspect_text(std::ostream& out, const go_binary& bin) {
     }
     out << fmt::format("  {:<46} {:>10} {:>10}  {:<8} {}\n", p.symbol, hex(p.entry),
                        hex(p.breakpoint), p.source, rets);
-    if (!p.inlined_into.empty()) {
-      out << fmt::format("    warning: inlined into {} function(s), calls there are not seen:",
-                         p.inlined_into.size());
-      for (const auto& f : p.inlined_into) out << ' ' << f;
-      out << '\n';
-    }
+    for (const inlined_site& c : p.inlined_sites)
+      out << fmt::format("    inlined copy in {} at {}: {}\n", c.caller, hex(c.body),
+                         inlined_decoding(c));
   }
 }
 

@@ -54,6 +54,9 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
   j["duration_ns"] = run.duration_ns;
   j["hits"] = json::object();
   for (const auto& [sym, n] : stats.hits) j["hits"][sym] = n;
+  // The part of each count made at inlined copies (only symbols that have any).
+  j["inlined_hits"] = json::object();
+  for (const auto& [sym, n] : stats.inlined_hits) j["inlined_hits"][sym] = n;
   j["maps_created"] = stats.maps_created;
   j["grows"] = stats.grows;
   j["events"] = stats.events;

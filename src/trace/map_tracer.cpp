@@ -32,6 +32,11 @@ std::uint64_t hit_regs::arg(arg_reg r) const {
   return 0;
 }
 
+void hit_regs::set_arg(arg_reg r, std::uint64_t v) {
+  std::uint64_t* regs[] = {&rax, &rbx, &rcx, &rdi, &rsi, &r8, &r9, &r10, &r11};
+  if (r != arg_reg::none) *regs[static_cast<int>(r)] = v;
+}
+
 namespace {
 
 std::uint64_t extract(const std::vector<std::byte>& b, const field_layout& f) {
@@ -63,9 +68,22 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
     const resolved_probe& p = probes[i];
     requests_.push_back({to_virt(p.breakpoint, bias_), i, false});
     if (p.spec->want_return) {
-      for (file_addr r : p.returns) requests_.push_back({to_virt(r, bias_), i, true});
+      for (file_addr r : p.returns)
+        requests_.push_back({to_virt(r, bias_), i, true, request_kind::ret});
+    }
+    // Calls of inlined copies never reach the entry: each copy has its own breakpoint, and
+    // where a recipe says how, its caller's entry and RETs give its arguments and result.
+    for (std::size_t k = 0; k < p.inlined_sites.size(); ++k) {
+      const inlined_site& site = p.inlined_sites[k];
+      requests_.push_back({to_virt(site.body, bias_), i, false, request_kind::inlined_body, k});
+      if (!site.recipe || !p.spec->want_return) continue;
+      requests_.push_back({to_virt(site.caller_breakpoint, bias_), i, false,
+                           request_kind::inlined_caller_entry, k});
+      for (file_addr r : site.caller_returns)
+        requests_.push_back({to_virt(r, bias_), i, false, request_kind::inlined_caller_return, k});
     }
     stats_.hits[p.symbol] = 0;
+    if (!p.inlined_sites.empty()) stats_.inlined_hits[p.symbol] = 0;
   }
   for (const resolved_probe& p : probes) hit_counters_.push_back(&stats_.hits[p.symbol]);
   if (auto t = bin_.types_base()) types_base_ = t->value() + bias_;
@@ -79,7 +97,9 @@ bool map_tracer::can_count_grows(const go_binary& bin) {
 void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
   const breakpoint_request& r = requests_.at(request);
   const resolved_probe& p = bin_.probes()[r.probe];
-  if (r.is_return) {
+  if (r.kind != request_kind::entry && r.kind != request_kind::ret) {
+    on_inlined(r, p, ctx);
+  } else if (r.is_return) {
     on_return(p, r.probe, ctx);
   } else {
     ++*hit_counters_[r.probe];
@@ -227,7 +247,7 @@ const std::vector<stack_frame>& map_tracer::symbolize(std::uint64_t pc, bool is_
   return symbol_cache_.emplace(lookup, std::move(frames)).first->second;
 }
 
-std::vector<stack_frame> map_tracer::unwind(const hit_regs& r) {
+std::vector<stack_frame> map_tracer::unwind(const hit_regs& r, bool in_frame) {
   // At the probe (before `push rbp`) and at a RET, [rsp] is the return address and rbp is
   // still the caller's frame pointer: walk the rbp chain from there. Frames lie in
   // ascending stack addresses, so the stack is read in windows of a couple of KiB: one
@@ -261,8 +281,18 @@ std::vector<stack_frame> map_tracer::unwind(const hit_regs& r) {
     std::memcpy(&v, win.data() + (addr - win_lo), 8);
     return v;
   };
-  auto ret = word(r.rsp);
+  std::optional<std::uint64_t> ret;
   std::uint64_t fp = r.rbp;
+  if (in_frame) {
+    // The PC itself is a frame (not a return address), and rbp is this function's own.
+    for (const stack_frame& f : symbolize(r.rip, false))
+      if (out.size() < depth) out.push_back(f);
+    auto saved_fp = word(r.rbp);
+    ret = word(r.rbp + 8);
+    fp = saved_fp && *saved_fp > r.rbp ? *saved_fp : 0;
+  } else {
+    ret = word(r.rsp);
+  }
   while (ret && *ret && out.size() < depth) {
     for (const stack_frame& f : symbolize(*ret, true)) {
       if (out.size() == depth) break;
@@ -392,9 +422,74 @@ void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_
   emit(e, s.high_volume);
 }
 
-void map_tracer::on_return(const resolved_probe& p, std::size_t probe, const hit_context& ctx) {
+void map_tracer::on_inlined(const breakpoint_request& r, const resolved_probe& p,
+                            const hit_context& ctx) {
   auto g = goid(ctx.regs);
-  auto it = pending_.find({call_key(ctx, g), probe});
+  const std::pair key{call_key(ctx, g), inlined_slot(r.probe, r.site)};
+  switch (r.kind) {
+    case request_kind::inlined_body:
+      ++*hit_counters_[r.probe];
+      ++stats_.inlined_hits[p.symbol];
+      if (p.spec->is_insert) ++stats_.inserts;
+      on_inlined_body(p, r, ctx);
+      break;
+    case request_kind::inlined_caller_entry:
+      inlined_args_[key].push_back(ctx.regs);
+      break;
+    case request_kind::inlined_caller_return: {
+      // A return without the copy having run (it panicked, or took another path) is
+      // nothing to report: only copies whose body was hit wait here.
+      if (auto it = pending_.find(key); it != pending_.end() && !it->second.empty()) {
+        on_return(p, key.second, ctx);
+      } else if (auto a = inlined_args_.find(key); a != inlined_args_.end()) {
+        a->second.pop_back();  // this call's arguments, never used
+        if (a->second.empty()) inlined_args_.erase(a);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void map_tracer::on_inlined_body(const resolved_probe& p, const breakpoint_request& r,
+                                 const hit_context& ctx) {
+  const inlined_site& site = p.inlined_sites[r.site];
+  const probe_spec& s = *p.spec;
+  auto g = goid(ctx.regs);
+  const std::pair key{call_key(ctx, g), inlined_slot(r.probe, r.site)};
+  std::optional<hit_regs> args;
+  if (auto a = inlined_args_.find(key); a != inlined_args_.end()) {
+    args = a->second.back();
+    a->second.pop_back();
+    if (a->second.empty()) inlined_args_.erase(a);
+  }
+  if (site.recipe && args && s.want_return && site.recipe->result_is_callers) {
+    // The callee's arguments, where its own entry would have had them.
+    pending_call c;
+    c.time_ns = ctx.time_ns;
+    c.regs = ctx.regs;
+    c.regs.set_arg(s.type_arg, args->arg(site.recipe->type_arg));
+    c.regs.set_arg(s.extra_arg, args->arg(site.recipe->extra_arg));
+    if (s.type_arg != arg_reg::none) c.type = type_name(c.regs.arg(s.type_arg));
+    c.stack = unwind(ctx.regs, site.in_frame);
+    pending_[key].push_back(std::move(c));
+    return;
+  }
+  // Nothing says where this copy's arguments and result are: the call is counted (and a
+  // creation or growth is counted with its call chain), but no event invents a map.
+  if (s.role == probe_role::create || s.role == probe_role::create_small) {
+    map_event e = base_event(p, ctx, g);
+    e.stack = unwind(ctx.regs, site.in_frame);
+    note_creation(e, false);
+  } else if (s.counts_as_grow) {
+    ++stats_.grows;
+  }
+}
+
+void map_tracer::on_return(const resolved_probe& p, std::size_t slot, const hit_context& ctx) {
+  auto g = goid(ctx.regs);
+  auto it = pending_.find({call_key(ctx, g), slot});
   if (it == pending_.end() || it->second.empty()) {
     ++stats_.unmatched_returns;
     return;
@@ -436,7 +531,7 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t probe, const hit
   emit(e, false);
 }
 
-void map_tracer::note_creation(map_event& e) {
+void map_tracer::note_creation(map_event& e, bool map_known) {
   ++stats_.maps_created;
   // The creation site is the first caller outside the runtime.
   const stack_frame* site = nullptr;
@@ -463,7 +558,7 @@ void map_tracer::note_creation(map_event& e) {
     e.site = creation_site{st.file, st.line, st.function};
   }
   // A map address can be reused after the old map was collected: start afresh.
-  maps_[e.map] = map_record{key, e.type};
+  if (map_known) maps_[e.map] = map_record{key, e.type};
 }
 
 void map_tracer::note_grow(std::uint64_t map) {

@@ -22,9 +22,14 @@ std::uint64_t now_ns() {
 std::vector<std::string> inlining_warnings(const go_binary& bin) {
   std::vector<std::string> warnings;
   for (const resolved_probe& p : bin.probes()) {
-    if (!p.inlined_into.empty()) {
-      warnings.push_back(fmt::format("{} is inlined into {} function(s); calls there are not seen",
-                                     p.symbol, p.inlined_into.size()));
+    // Every inlined copy is probed; only those no recipe decodes lose their details.
+    std::size_t unknown = 0;
+    for (const inlined_site& s : p.inlined_sites) unknown += s.recipe == nullptr;
+    if (unknown > 0) {
+      warnings.push_back(
+          fmt::format("{} is inlined into {} place(s) whose arguments are unknown: those calls "
+                      "are counted, with their call chains, but print no event",
+                      p.symbol, unknown));
     }
   }
   return warnings;

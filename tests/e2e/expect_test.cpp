@@ -116,7 +116,7 @@ std::string negated(std::string e) {
 TEST(expect, every_metric_and_label_holds_then_fails_with_the_same_value) {
   if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   auto builds = demo_builds();
-  if (builds.empty()) GTEST_SKIP() << "no expectdemo builds";
+  if (builds.empty()) GTEST_FAIL() << "no expectdemo builds";
   for (const testdata_build* b : builds) {
     SCOPED_TRACE(b->name());
     const bool classic = b->map_impl == "classic";
@@ -190,7 +190,7 @@ TEST(expect, every_metric_and_label_holds_then_fails_with_the_same_value) {
 TEST(expect, malformed_or_unanswerable_expectations_never_start_the_program) {
   const testdata_build* swiss = demo("go1.26", "default");
   const testdata_build* classic = demo("go1.23", "default");
-  if (!swiss || !classic) GTEST_SKIP() << "no expectdemo builds";
+  if (!swiss || !classic) GTEST_FAIL() << "no expectdemo builds";
   temp_dir d;
   const std::string touch = (d.path() / "ran").string();
   struct bad {
@@ -276,7 +276,7 @@ TEST(json_mode, every_line_of_the_event_stream_parses_the_summary_last) {
 
 TEST(json_mode, dash_means_standard_output) {
   const testdata_build* b = demo("go1.26", "default");
-  if (!b) GTEST_SKIP() << "no go1.26 expectdemo";
+  if (!b) GTEST_FAIL() << "no go1.26 expectdemo";
   auto r = run_command({gomaptrace_binary(), "-q", "--summary-json", "-", b->path.string(), "1",
                         "1", "1", "-", "0"});
   ASSERT_EQ(r.status, 0) << r.err;
@@ -302,7 +302,7 @@ TEST(json_mode, dash_means_standard_output) {
 
 TEST(command_line, options_before_prog_are_options_or_usage_errors) {
   const testdata_build* b = demo("go1.26", "default");
-  if (!b) GTEST_SKIP() << "no go1.26 expectdemo";
+  if (!b) GTEST_FAIL() << "no go1.26 expectdemo";
   const std::string prog = b->path.string();
   auto typo = run_command({gomaptrace_binary(), "--stak", "3", prog});
   EXPECT_EQ(typo.status, 2);

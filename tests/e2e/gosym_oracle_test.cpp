@@ -54,10 +54,10 @@ std::vector<td::testdata_build> one_program_per_variant(
 
 #define SKIP_WITHOUT_TESTDATA(builds)                                                   \
   if ((builds).empty())                                                                 \
-    GTEST_SKIP() << "no testdata manifest at " << (td::testdata_dir() / "manifest.tsv") \
+    GTEST_FAIL() << "no testdata manifest at " << (td::testdata_dir() / "manifest.tsv") \
                  << " (run scripts/build-testdata.sh)";                                 \
   if (!std::filesystem::exists(td::oracle("gosym")))                                    \
-  GTEST_SKIP() << "no oracle at " << td::oracle("gosym") << " (run scripts/build-testdata.sh)"
+  GTEST_FAIL() << "no oracle at " << td::oracle("gosym") << " (run scripts/build-testdata.sh)"
 
 TEST(GosymOracle, FunctionBoundsAndLinesMatchDebugGosym) {
   const auto builds = td::testdata_builds();
@@ -147,7 +147,7 @@ TEST(GosymOracle, GofuncFromModuledataMatchesSymbol) {
       EXPECT_EQ(tab->text_start().value(), text->addr.value());
     ++compared;
   }
-  if (compared == 0) GTEST_SKIP() << "every testdata build is stripped";
+  if (compared == 0) GTEST_FAIL() << "every testdata build is stripped";
 }
 
 // Inline frames against DWARF's DW_TAG_inlined_subroutine chain, read by llvm-symbolizer,
@@ -193,7 +193,7 @@ TEST(GosymOracle, InlineFramesMatchDwarf) {
     }
   }
   if (compared == 0)
-    GTEST_SKIP() << "no testdata build with DWARF has inlined code in map functions";
+    GTEST_FAIL() << "no testdata build with DWARF has inlined code in map functions";
   RecordProperty("inlined_pcs_compared", static_cast<int>(compared));
   std::printf("compared the inline frames of %zu PCs\n", compared);
 }
@@ -236,7 +236,7 @@ TEST(GosymOracle, InlinedIntoMatchesDwarf) {
     for (const auto& name : names) EXPECT_EQ(tab->inlined_into(name), want[name]) << name;
     nonempty += !want.empty();
   }
-  if (nonempty == 0) GTEST_SKIP() << "no testdata build with DWARF";
+  if (nonempty == 0) GTEST_FAIL() << "no testdata build with DWARF";
 }
 
 // inlined_copies() against the DW_TAG_inlined_subroutine records: each inlined copy of a

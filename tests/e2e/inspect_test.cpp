@@ -16,6 +16,7 @@
 
 #include "support/run.hpp"
 #include "support/testdata.hpp"
+#include "support/uprobe_counter.hpp"
 
 using namespace gomaptrace::testing;
 using nlohmann::json;
@@ -97,9 +98,46 @@ std::uint64_t hex(const json& j) {
 
 }  // namespace
 
+// Tests iterate the manifest: a toolchain or build that is missing from it would make them
+// pass without having run. Every toolchain scripts/go-toolchains.sh lists, every variant and
+// every program in testdata/ must have been built (a `skip` row is a failure here).
+TEST(testdata, the_whole_matrix_was_built) {
+  std::ifstream manifest(testdata_dir() / "manifest.tsv");
+  ASSERT_TRUE(manifest) << "no " << (testdata_dir() / "manifest.tsv")
+                        << ": run scripts/build-testdata.sh";
+  std::set<std::string> built, labels, variants;
+  for (std::string line; std::getline(manifest, line);) {
+    if (line.starts_with("skip\t")) ADD_FAILURE() << "build-testdata skipped: " << line;
+  }
+  for (const auto& b : testdata_builds()) {
+    built.insert(b.name());
+    variants.insert(b.variant);
+  }
+  std::ifstream script(source_dir() / "scripts" / "go-toolchains.sh");
+  ASSERT_TRUE(script) << "no scripts/go-toolchains.sh under " << source_dir();
+  static const std::regex row(R"re(^\s*"(go1\.[0-9]+\S*)\s+\S+\s+\S+\s+(classic|swiss)")re");
+  for (std::string line; std::getline(script, line);)
+    if (std::smatch m; std::regex_search(line, m, row)) labels.insert(m[1]);
+  EXPECT_GE(labels.size(), 10u);
+  EXPECT_EQ(variants, (std::set<std::string>{"default", "noopt", "nodwarf", "stripped", "pie",
+                                             "nobuildinfo"}));
+  std::size_t programs = 0;
+  for (const auto& d : std::filesystem::directory_iterator(source_dir() / "testdata")) {
+    if (!std::filesystem::exists(d.path() / "main.go")) continue;
+    ++programs;
+    for (const auto& l : labels)
+      for (const auto& v : variants)
+        EXPECT_TRUE(built.count(l + "/" + v + "/" + d.path().filename().string()))
+            << l << "/" << v << "/" << d.path().filename().string() << " was not built";
+  }
+  EXPECT_GE(programs, 10u);
+  EXPECT_TRUE(std::filesystem::exists(oracle("gosym")));
+  EXPECT_TRUE(std::filesystem::exists(oracle("godwarf")));
+}
+
 TEST(inspect, probes_match_go_objdump_for_every_build) {
   auto builds = testdata_builds("makehints");
-  if (builds.empty()) GTEST_SKIP() << "no testdata manifest; run scripts/build-testdata.sh";
+  if (builds.empty()) GTEST_FAIL() << "no testdata manifest; run scripts/build-testdata.sh";
   for (const auto& b : builds) {
     SCOPED_TRACE(b.name());
     auto r = run_command({gomaptrace_binary(), "inspect", "--json", b.path.string()});
@@ -153,7 +191,7 @@ TEST(inspect, probes_match_go_objdump_for_every_build) {
 
 TEST(inspect, text_output_names_version_impl_and_probes) {
   auto builds = testdata_builds("makehints");
-  if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
+  if (builds.empty()) GTEST_FAIL() << "no testdata manifest";
   auto r = run_command({gomaptrace_binary(), "inspect", builds[0].path.string()});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find(builds[0].go_version), std::string::npos) << r.out;
@@ -172,7 +210,7 @@ TEST(inspect, pie_reports_file_addresses) {
     EXPECT_TRUE(j["pie"].get<bool>()) << b.name();
     EXPECT_FALSE(j["types_base"].is_null()) << b.name();
   }
-  if (checked == 0) GTEST_SKIP() << "no pie builds";
+  if (checked == 0) GTEST_FAIL() << "no pie builds";
 }
 
 namespace {
@@ -215,6 +253,45 @@ std::filesystem::path patched_copy(const std::filesystem::path& src, const std::
 }
 }  // namespace
 
+// moduledata is found in one place by one rule (pclntab): the symbol, else the pair of
+// pointers to .gopclntab's header and function names. Without symbols it must land where the
+// symbol table says, also when a PIE's pointers are only in its RELATIVE relocations (an
+// external linker's output; Go's own linker writes them into the file too).
+TEST(inspect, moduledata_without_symbols_is_where_the_symbol_table_says) {
+  std::filesystem::path pie;
+  for (const auto& b : testdata_builds("makehints"))
+    if (b.label == "go1.26" && b.variant == "pie") pie = b.path;
+  ASSERT_FALSE(pie.empty()) << "no go1.26 pie makehints build in the testdata manifest";
+  auto info = [](const std::filesystem::path& p) {
+    auto r = run_command({gomaptrace_binary(), "inspect", "--json", p.string()});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return json::parse(r.out);
+  };
+  const json want = info(pie);
+  ASSERT_EQ(want["moduledata_source"], "symtab");
+  auto stripped =
+      std::filesystem::temp_directory_path() / ("gomaptrace-test-md-" + std::to_string(::getpid()));
+  ASSERT_EQ(run_command({"objcopy", "--strip-all", pie.string(), stripped.string()}).status, 0);
+  auto off = elf_file_offset(stripped, gomaptrace::file_addr(hex(want["moduledata"])));
+  ASSERT_TRUE(off) << off.error();
+  for (bool zeroed : {false, true}) {
+    SCOPED_TRACE(zeroed ? "pointers only in relocations" : "pointers in the file");
+    if (zeroed) {
+      std::fstream f(stripped, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(off->value()));
+      const std::string zeros(16, '\0');
+      f.write(zeros.data(), 16);
+    }
+    const json got = info(stripped);
+    EXPECT_EQ(got["moduledata"], want["moduledata"]);
+    EXPECT_EQ(got["types_base"], want["types_base"]);
+    EXPECT_TRUE(got["moduledata_source"].get<std::string>().starts_with("scan of "))
+        << got["moduledata_source"];
+    EXPECT_EQ(got["probes"].size(), want["probes"].size());
+  }
+  std::filesystem::remove(stripped);
+}
+
 TEST(bad_input, one_line_and_a_distinct_exit_status) {
   auto text = temp_file("text", "just some text\n");
   std::vector<bad_case> cases = {
@@ -238,6 +315,51 @@ TEST(bad_input, one_line_and_a_distinct_exit_status) {
   }
 }
 
+// DWARF is optional: DWARF libdwarf refuses outright (two .debug_info sections:
+// DW_DLE_SECTION_DUPLICATION) means the built-in layouts, not a refusal (it was 106).
+TEST(bad_input, unreadable_dwarf_falls_back_to_the_layout_table) {
+  std::filesystem::path src;
+  for (const auto& b : testdata_builds("makehints"))
+    if (b.label == "go1.23" && b.variant == "default") src = b.path;
+  ASSERT_FALSE(src.empty()) << "no go1.23 default makehints build in the testdata manifest";
+  auto p = patched_copy(src, "dwarfdup", ".debug_line", ".debug_info");
+  auto r = run_command({gomaptrace_binary(), "inspect", "--json", p.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["layout"]["source"], "table");
+  EXPECT_FALSE(j["dwarf"].get<bool>());
+  EXPECT_NE(j.value("dwarf_problem", "").find("DW_DLE_SECTION_DUPLICATION"), std::string::npos)
+      << j.dump();
+  auto text = run_command({gomaptrace_binary(), "inspect", p.string()});
+  EXPECT_NE(text.out.find("built-in table (DWARF unreadable:"), std::string::npos) << text.out;
+  // And it traces, the program's output its own.
+  auto t = run_command({gomaptrace_binary(), "-q", "--no-summary", p.string(), "10"});
+  EXPECT_EQ(t.status, 0) << t.err;
+  EXPECT_EQ(t.out, run_command({src.string(), "10"}).out);
+  std::filesystem::remove(p);
+}
+
+// An output into a directory that does not exist is its own failure (it was reported as
+// "permission denied", 102), caught before the program starts.
+TEST(bad_input, output_into_a_missing_directory) {
+  std::filesystem::path prog;
+  for (const auto& b : testdata_builds("exitcode"))
+    if (b.label == "go1.26" && b.variant == "default") prog = b.path;
+  ASSERT_FALSE(prog.empty()) << "no go1.26 default exitcode build in the testdata manifest";
+  const std::string missing = "/nonexistent-gomaptrace-dir/out";
+  for (const char* opt : {"-o", "--summary-json", "--chrome-trace"}) {
+    SCOPED_TRACE(opt);
+    auto r = run_command({gomaptrace_binary(), opt, missing, prog.string()});
+    expect_one_line_error(r, 112, missing, "no such directory '/nonexistent-gomaptrace-dir'");
+    EXPECT_EQ(r.out, "");  // the program never ran
+  }
+  // Not writable is still an output failure, with the system's reason.
+  if (geteuid() != 0) {
+    auto r = run_command({gomaptrace_binary(), "-o", "/proc/version", prog.string()});
+    EXPECT_EQ(r.status, 112) << r.err;
+  }
+}
+
 TEST(bad_input, usage_errors_exit_2) {
   EXPECT_EQ(run_command({gomaptrace_binary()}).status, 2);
   EXPECT_EQ(run_command({gomaptrace_binary(), "--stack", "-3", "/bin/true"}).status, 2);
@@ -251,7 +373,7 @@ TEST(bad_input, permission_denied) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to make a file only root can read";
   if (run_command({"setpriv", "--help"}).status != 0) GTEST_SKIP() << "no setpriv";
   auto builds = testdata_builds("makehints");
-  if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
+  if (builds.empty()) GTEST_FAIL() << "no testdata manifest";
   auto p = std::filesystem::temp_directory_path() / "gomaptrace-test-private";
   std::filesystem::copy_file(builds[0].path, p, std::filesystem::copy_options::overwrite_existing);
   chmod(p.c_str(), 0700);
@@ -268,7 +390,7 @@ TEST(bad_input, stack_abi_go_is_inspected_but_not_traced) {
     if (b.label == "go1.16" && b.variant == "stripped") p = b.path;
     if (b.label == "go1.19" && b.variant == "default") src = b.path;
   }
-  if (p.empty() && src.empty()) GTEST_SKIP() << "no go1.16 or go1.19 build";
+  if (p.empty() && src.empty()) GTEST_FAIL() << "no go1.16 or go1.19 build";
   if (p.empty()) p = patched_copy(src, "go116", "go1.19.", "go1.16.");
   auto r = run_command({gomaptrace_binary(), "inspect", "--json", p.string()});
   ASSERT_EQ(r.status, 0) << r.err;
@@ -284,7 +406,7 @@ TEST(bad_input, unknown_go_version_without_dwarf) {
   std::filesystem::path src;
   for (const auto& b : testdata_builds("exitcode"))
     if (b.label == "go1.26" && b.variant == "stripped") src = b.path;
-  if (src.empty()) GTEST_SKIP() << "no go1.26 stripped build";
+  if (src.empty()) GTEST_FAIL() << "no go1.26 stripped build";
   auto p = patched_copy(src, "go199", "go1.26.", "go1.99.");
   expect_one_line_error(run_command({gomaptrace_binary(), "inspect", p.string()}), 107, p.string(),
                         "1.99");

@@ -83,12 +83,14 @@ bool deterministic(const std::string& sym) {
 // each breakpoint (never the same instruction: both work by writing int3).
 void expect_hits_equal_uprobes(const testdata_build& b, const std::vector<std::string>& args,
                                const std::vector<std::string>& env = {},
-                               std::string* program_out = nullptr) {
+                               std::string* program_out = nullptr,
+                               std::map<std::string, std::uint64_t>* inlined_out = nullptr) {
   SCOPED_TRACE(b.name());
   private_copy copy(b.path);
   json info = inspect(copy.path());
   uprobe_counter counter(copy.path());
   std::vector<std::string> symbols;
+  std::map<std::string, std::vector<std::string>> inlined;  // symbol -> its copies' uprobes
   for (const json& p : info["probes"]) {
     auto after = instruction_after(copy.path(), file_addr(hex(p["breakpoint"])));
     ASSERT_TRUE(after) << after.error();
@@ -96,6 +98,17 @@ void expect_hits_equal_uprobes(const testdata_build& b, const std::vector<std::s
     ASSERT_TRUE(off) << off.error();
     counter.add(p["symbol"], *off);
     symbols.push_back(p["symbol"]);
+    // Inlined copies: one uprobe after the first PC of each body, where the tracer has one.
+    if (!p.contains("inlined_sites")) continue;
+    for (std::size_t k = 0; k < p["inlined_sites"].size(); ++k) {
+      auto at = instruction_after(copy.path(), file_addr(hex(p["inlined_sites"][k]["body"])));
+      ASSERT_TRUE(at) << at.error();
+      auto o = elf_file_offset(copy.path(), *at);
+      ASSERT_TRUE(o) << o.error();
+      counter.add(p["symbol"].get<std::string>() + "@inlined" + std::to_string(k), *o);
+      inlined[p["symbol"]].push_back(p["symbol"].get<std::string>() + "@inlined" +
+                                     std::to_string(k));
+    }
   }
   counter.enable();
   traced_run t = trace(copy.path(), args, {"-q", "--no-summary"}, env);
@@ -103,8 +116,13 @@ void expect_hits_equal_uprobes(const testdata_build& b, const std::vector<std::s
   ASSERT_FALSE(t.summary.is_null()) << t.cmd.err;
   std::uint64_t creations = 0;
   for (const std::string& s : symbols) {
-    EXPECT_EQ(t.summary["hits"][s].get<std::uint64_t>(), counter.read(s)) << s;
-    if (s.starts_with("runtime.makemap")) creations += counter.read(s);
+    std::uint64_t at_inlined = 0;
+    for (const std::string& n : inlined[s]) at_inlined += counter.read(n);
+    const std::uint64_t kernel = counter.read(s) + at_inlined;
+    EXPECT_EQ(t.summary["hits"][s].get<std::uint64_t>(), kernel) << s;
+    EXPECT_EQ(t.summary["inlined_hits"].value(s, std::uint64_t{0}), at_inlined) << s;
+    if (inlined_out) (*inlined_out)[s] = at_inlined;
+    if (s.starts_with("runtime.makemap")) creations += kernel;
   }
   EXPECT_EQ(t.summary["read_errors"], 0);
   // Creation events are built at the RET breakpoints: one per call the kernel counted means
@@ -139,7 +157,7 @@ bool compare_with_kernel(const testdata_build& b) {
 TEST(trace_counts, equal_the_kernel_uprobe_count) {
   if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   auto builds = testdata_builds();
-  if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
+  if (builds.empty()) GTEST_FAIL() << "no testdata manifest";
   int n = 0;
   for (const auto& b : builds) {
     if (!compare_with_kernel(b)) continue;
@@ -162,12 +180,62 @@ TEST(trace_counts, equal_the_kernel_uprobe_count) {
   EXPECT_GT(n, 50);
 }
 
+// The case: maps made through reflect (encoding/json, reflect.MakeMap). From Go 1.24
+// runtime.makemap is inlined into reflect.makemap; its copy is probed like the function.
+// Every toolchain: the maps jsonmaps says it made are seen created, with their type. On one
+// classic and two Swiss toolchains the counts also equal the kernel's uprobe counts with
+// uprobes on the same inlined PCs (~3 s each).
+TEST(trace_counts, maps_made_through_reflect_are_seen_on_every_toolchain) {
+  auto builds = testdata_builds("jsonmaps");
+  ASSERT_FALSE(builds.empty()) << "no jsonmaps builds in the testdata manifest";
+  int checked = 0, inlined_builds = 0;
+  for (const auto& b : builds) {
+    if (b.variant != "default" || b.label == "go1.16") continue;
+    SCOPED_TRACE(b.name());
+    // 50 more JSON objects and 50 more reflect.MakeMap calls: exactly 100 more maps.
+    auto created = [&](const std::string& n) -> std::pair<std::uint64_t, std::uint64_t> {
+      traced_run t = trace(b.path, {n}, {"-q"});
+      EXPECT_EQ(t.cmd.status, 0) << t.cmd.err;
+      EXPECT_EQ(t.cmd.out, "decoded " + n + " maps, made " + n + " maps\n");
+      // Never the warning that calls go unseen: every copy is probed and decoded.
+      EXPECT_EQ(t.cmd.err.find("not seen"), std::string::npos) << t.cmd.err;
+      EXPECT_EQ(t.cmd.err.find("unknown"), std::string::npos) << t.cmd.err;
+      EXPECT_EQ(t.summary["warnings"].dump().find("inlined"), std::string::npos);
+      std::uint64_t typed = 0;
+      for (const json& site : t.summary["sites"])
+        typed += site["types"].value("map[string]int", std::uint64_t{0});
+      return {t.summary["maps_created"].get<std::uint64_t>(), typed};
+    };
+    auto [c100, typed100] = created("100");
+    auto [c50, typed50] = created("50");
+    EXPECT_EQ(c100 - c50, 100u);
+    EXPECT_EQ(typed100, 100u);  // the reflect.MakeMap maps, named by their type
+    EXPECT_EQ(typed50, 50u);
+    json info = inspect(b.path);
+    bool has_copy = false;
+    for (const json& p : info["probes"])
+      if (p["symbol"] == "runtime.makemap" && p.contains("inlined_sites"))
+        has_copy = p["inlined_sites"][0]["caller"] == "reflect.makemap";
+    EXPECT_EQ(has_copy, b.map_impl == "swiss");  // 1.19/1.23 and noswiss: not inlined
+    inlined_builds += has_copy;
+    if ((b.label == "go1.23" || b.label == "go1.24" || b.label == "go1.27") &&
+        uprobes_unavailable_reason().empty()) {
+      std::map<std::string, std::uint64_t> at_inlined;
+      expect_hits_equal_uprobes(b, {"100"}, {}, nullptr, &at_inlined);
+      if (has_copy) EXPECT_EQ(at_inlined["runtime.makemap"], 200u);
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 9);
+  EXPECT_GE(inlined_builds, 4);
+}
+
 TEST(trace_counts, stress_has_zero_difference_over_20_runs) {
   if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   std::vector<testdata_build> picks;
   for (const auto& b : testdata_builds("stress"))
     if (b.variant == "default" && (b.label == "go1.23" || b.label == "go1.26")) picks.push_back(b);
-  if (picks.empty()) GTEST_SKIP() << "no go1.23/go1.26 stress builds";
+  if (picks.empty()) GTEST_FAIL() << "no go1.23/go1.26 stress builds";
   for (int run = 0; run < 20; ++run) {
     const auto& b = picks[run % picks.size()];
     std::string procs = run % 4 < 2 ? "2" : "8";
@@ -200,7 +268,7 @@ TEST(trace_counts, equal_gdb_on_unstripped_builds) {
       EXPECT_EQ(t.summary["hits"][bp.name].get<std::uint64_t>(), g->hits[bp.name]) << bp.name;
     EXPECT_EQ(t.cmd.out, g->program_stdout);
   }
-  if (checked == 0) GTEST_SKIP() << "no makehints builds";
+  if (checked == 0) GTEST_FAIL() << "no makehints builds";
 }
 
 namespace {
@@ -229,7 +297,7 @@ std::pair<std::uint64_t, std::uint64_t> swiss_dir_and_capacity(std::uint64_t hin
 
 TEST(trace_fields, agree_with_the_program_and_the_sizing_rules) {
   auto builds = testdata_builds("makehints");
-  if (builds.empty()) GTEST_SKIP() << "no testdata manifest";
+  if (builds.empty()) GTEST_FAIL() << "no testdata manifest";
   for (const auto& b : builds) {
     if (b.variant == "noopt") continue;  // same code paths; keeps the run short
     if (b.label == "go1.16") continue;   // stack ABI: not traced
@@ -313,7 +381,7 @@ TEST(trace_fields, bigmap_grows_to_the_b_the_load_factor_demands) {
       EXPECT_GE(last_cap * 7 / 8, 100000u - 1);
     }
   }
-  if (checked == 0) GTEST_SKIP() << "no bigmap builds";
+  if (checked == 0) GTEST_FAIL() << "no bigmap builds";
 }
 
 // --- exit status, signals, attach (more in hostile_test.cpp) ------------------------------
@@ -322,16 +390,21 @@ TEST(trace_process, exit_status_and_panics_are_the_programs) {
   for (const char* label : {"go1.23", "go1.26"}) {
     const testdata_build* ex = find_build("exitcode", label);
     const testdata_build* pa = find_build("panics", label);
-    if (!ex || !pa) GTEST_SKIP() << "no builds for " << label;
+    if (!ex || !pa) GTEST_FAIL() << "no builds for " << label;
     traced_run e = trace(ex->path, {}, {"-q"});
     EXPECT_EQ(e.cmd.status, 3) << e.cmd.err;
     EXPECT_EQ(e.summary["exit_status"], 3);
     // exitcode's map comes from a make() without hint: the site's type is learnt from the
     // first insert where makemap_small carries none.
-    bool named = false;
-    for (const json& site : e.summary["sites"])
-      if (site["function"] == "main.main") named = site["types"].contains("map[string]int");
-    EXPECT_TRUE(named) << e.summary["sites"].dump();
+    // It makes one map, at one site of main.main: that site, and only it, says so.
+    int main_sites = 0;
+    for (const json& site : e.summary["sites"]) {
+      if (site["function"] != "main.main") continue;
+      ++main_sites;
+      EXPECT_EQ(site["maps"], 1) << site.dump();
+      EXPECT_EQ(site["types"], json({{"map[string]int", 1}})) << site.dump();
+    }
+    EXPECT_EQ(main_sites, 1) << e.summary["sites"].dump();
     traced_run p = trace(pa->path, {}, {"-q"});
     EXPECT_EQ(p.cmd.status, 2);
     EXPECT_NE(p.cmd.err.find("panic: boom"), std::string::npos) << p.cmd.err;
@@ -341,7 +414,7 @@ TEST(trace_process, exit_status_and_panics_are_the_programs) {
 
 TEST(trace_process, killed_by_sigkill_from_outside) {
   const testdata_build* b = find_build("sleeper");
-  if (!b) GTEST_SKIP() << "no sleeper build";
+  if (!b) GTEST_FAIL() << "no sleeper build";
   temp_dir d;
   child c(
       {gomaptrace_binary(), "-q", "--summary-json", (d.path() / "s").string(), b->path.string()});
@@ -370,12 +443,12 @@ TEST(trace_process, sigint_to_gomaptrace_reaches_the_programs_handler) {
     EXPECT_EQ(c.wait_exit(), 0);
     EXPECT_NE(c.rest().find("got SIGINT"), std::string::npos) << c.buffered;
   }
-  if (checked == 0) GTEST_SKIP() << "no go1.23/go1.26 sigint builds";
+  if (checked == 0) GTEST_FAIL() << "no go1.23/go1.26 sigint builds";
 }
 
 TEST(trace_process, sigterm_to_gomaptrace_ends_a_program_that_does_not_handle_it) {
   const testdata_build* b = find_build("sleeper");
-  if (!b) GTEST_SKIP() << "no sleeper build";
+  if (!b) GTEST_FAIL() << "no sleeper build";
   child c({gomaptrace_binary(), "-q", b->path.string()});
   ASSERT_TRUE(c.wait_for("heartbeat=1")) << c.buffered;
   kill(c.pid, SIGTERM);
@@ -425,12 +498,12 @@ TEST(trace_process, attach_then_detach_leaves_the_program_running_unharmed) {
     std::string out = prog.rest();
     EXPECT_NE(out.find("heartbeat=4"), std::string::npos) << out;
   }
-  if (checked == 0) GTEST_SKIP() << "no go1.23/go1.26 sleeper builds";
+  if (checked == 0) GTEST_FAIL() << "no go1.23/go1.26 sleeper builds";
 }
 
 TEST(trace_output, text_events_name_type_fields_and_call_chain) {
   const testdata_build* b = find_build("makehints", "go1.23");
-  if (!b) GTEST_SKIP() << "no go1.23 makehints";
+  if (!b) GTEST_FAIL() << "no go1.23 makehints";
   auto r = run_command({gomaptrace_binary(), "--stack", "2", b->path.string(), "27"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("makemap        map[int]int"), std::string::npos) << r.err;
@@ -443,7 +516,7 @@ TEST(trace_output, text_events_name_type_fields_and_call_chain) {
 
 TEST(trace_output, max_grows_fails_a_ci_job_when_maps_grow_too_often) {
   const testdata_build* b = find_build("bigmap", "go1.23");
-  if (!b) GTEST_SKIP() << "no go1.23 bigmap";
+  if (!b) GTEST_FAIL() << "no go1.23 bigmap";
   EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "5", b->path.string()}).status,
             111);
   EXPECT_EQ(run_command({gomaptrace_binary(), "-q", "--max-grows", "100", b->path.string()}).status,
@@ -452,7 +525,7 @@ TEST(trace_output, max_grows_fails_a_ci_job_when_maps_grow_too_often) {
 
 TEST(trace_output, chrome_trace_is_a_timeline_of_spans_per_goroutine) {
   const testdata_build* b = find_build("concurrent", "go1.26");
-  if (!b) GTEST_SKIP() << "no go1.26 concurrent";
+  if (!b) GTEST_FAIL() << "no go1.26 concurrent";
   temp_dir d;
   auto r = run_command({gomaptrace_binary(), "-q", "--chrome-trace", (d.path() / "t.json").string(),
                         b->path.string()});
@@ -473,7 +546,7 @@ TEST(trace_output, chrome_trace_is_a_timeline_of_spans_per_goroutine) {
 
 TEST(trace_output, the_programs_arguments_are_its_own_dashes_included) {
   const testdata_build* b = find_build("makehints", "go1.26");
-  if (!b) GTEST_SKIP() << "no go1.26 makehints";
+  if (!b) GTEST_FAIL() << "no go1.26 makehints";
   // makehints rejects a dash-option itself (status 2): gomaptrace must not take it.
   auto bad = run_command({gomaptrace_binary(), "-q", "--no-summary", b->path.string(), "--help"});
   EXPECT_EQ(bad.status, 2);
@@ -488,7 +561,7 @@ TEST(trace_output, the_programs_arguments_are_its_own_dashes_included) {
 
 TEST(trace_output, filter_shows_the_programs_maps_and_counts_everything) {
   const testdata_build* b = find_build("makehints", "go1.23");
-  if (!b) GTEST_SKIP() << "no go1.23 makehints";
+  if (!b) GTEST_FAIL() << "no go1.23 makehints";
   traced_run all = trace(b->path, {}, {"--stack", "0"});
   traced_run mine = trace(b->path, {}, {"--stack", "0", "--filter", "^main\\."});
   ASSERT_EQ(mine.cmd.status, 0) << mine.cmd.err;

@@ -30,7 +30,7 @@ fs::path host_go_binary() {
 
 #define REQUIRE_HOST_GO(go)             \
   const fs::path go = host_go_binary(); \
-  if (go.empty() || !fs::exists(go)) GTEST_SKIP() << "no host Go toolchain (go env GOROOT)"
+  if (go.empty() || !fs::exists(go)) GTEST_FAIL() << "no host Go toolchain (go env GOROOT)"
 
 // `go version -m BINARY`: first line "BINARY: go1.26.8", then "\tbuild\tKEY=VALUE" lines.
 struct go_version_m {
@@ -59,7 +59,7 @@ TEST(Buildinfo, VersionAndSettingsMatchGoVersionM) {
 
 TEST(Buildinfo, Go119Binary) {
   const fs::path go119 = "/usr/lib/go-1.19/bin/go";
-  if (!fs::exists(go119)) GTEST_SKIP() << "no Go 1.19 toolchain at " << go119;
+  if (!fs::exists(go119)) GTEST_FAIL() << "no Go 1.19 toolchain at " << go119;
   const auto want = go_version_of(go119);
   auto elf = elf_file::open(go119);
   EXPECT_EQ(read_go_version_string(*elf).value_or("<none>"), want.version);
@@ -67,7 +67,7 @@ TEST(Buildinfo, Go119Binary) {
 }
 
 TEST(Buildinfo, NonGoBinaryHasNone) {
-  if (!fs::exists("/bin/ls")) GTEST_SKIP() << "no /bin/ls";
+  if (!fs::exists("/bin/ls")) GTEST_FAIL() << "no /bin/ls";
   auto elf = elf_file::open("/bin/ls");
   EXPECT_FALSE(read_go_version_string(*elf).has_value());
   EXPECT_TRUE(read_build_settings(*elf).empty());
@@ -102,7 +102,7 @@ TEST(Buildinfo, PointerFormOfGoBefore118) {
   const elf_section* s = elf->find_section(".go.buildinfo");
   const elf_symbol* version = elf->find_symbol("runtime.buildVersion");
   const elf_symbol* modinfo = elf->find_symbol("runtime.modinfo");
-  if (!s || !version || !modinfo) GTEST_SKIP() << go << " lacks .go.buildinfo or symbols";
+  if (!s || !version || !modinfo) GTEST_FAIL() << go << " lacks .go.buildinfo or symbols";
   const std::string want = go_version_of(go).version;
   temp_copy copy(go);
   char* hdr = copy.bytes().data() + s->offset.value();
@@ -121,7 +121,7 @@ TEST(Buildinfo, FallsBackToBuildVersionSymbol) {
   auto elf = elf_file::open(go);
   const elf_section* s = elf->find_section(".go.buildinfo");
   if (!s || !elf->find_symbol("runtime.buildVersion"))
-    GTEST_SKIP() << go << " lacks .go.buildinfo or runtime.buildVersion";
+    GTEST_FAIL() << go << " lacks .go.buildinfo or runtime.buildVersion";
   const std::string want = go_version_of(go).version;
   temp_copy copy(go);
   copy.bytes()[s->offset.value()] = 'X';  // break the magic

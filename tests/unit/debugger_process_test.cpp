@@ -318,7 +318,7 @@ TEST_F(DebuggerProcess, EmulatedAndRelocatedInstructionsKeepTheProgramCorrect) {
 }
 
 TEST_F(DebuggerProcess, GoroutinesCountExactlyUnderPreemptionSignals) {
-  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  if (!go_built_) GTEST_FAIL() << "host go could not build the fixture";
   const auto bin = dir_ / "goroutines";
   const auto hot = symbol(bin, "main.hot", /*go=*/true);
   ASSERT_NE(hot, 0u);
@@ -331,7 +331,7 @@ TEST_F(DebuggerProcess, GoroutinesCountExactlyUnderPreemptionSignals) {
 }
 
 TEST_F(DebuggerProcess, GoCpuProfilingSignalsUnderTracing) {
-  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  if (!go_built_) GTEST_FAIL() << "host go could not build the fixture";
   const auto bin = dir_ / "goroutines";
   const auto hot = symbol(bin, "main.hot", /*go=*/true);
   const long n = 8000;
@@ -444,7 +444,7 @@ TEST_F(DebuggerProcess, AttachWhileBlockedInASyscallAndDetach) {
 }
 
 TEST_F(DebuggerProcess, AttachToGoProgramCountDetach) {
-  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  if (!go_built_) GTEST_FAIL() << "host go could not build the fixture";
   const auto bin = dir_ / "goroutines";
   const auto hot = symbol(bin, "main.hot", /*go=*/true);
   child_program c({bin.string(), "until-signal"});
@@ -473,7 +473,7 @@ TEST_F(DebuggerProcess, AttachToGoProgramCountDetach) {
 // of line or be emulated exactly (SSE, cmov, bsf, calls, jcc, ret, the morestack path), or
 // the program computes a different checksum or crashes.
 TEST_F(DebuggerProcess, EveryInstructionOfAGoMapFunction) {
-  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  if (!go_built_) GTEST_FAIL() << "host go could not build the fixture";
   const auto bin = dir_ / "goroutines";
   std::istringstream in(sh("go tool objdump -s 'runtime.mapassign_fast64$' " + bin.string()));
   std::string line;
@@ -516,7 +516,7 @@ TEST_F(DebuggerProcess, EveryInstructionOfAGoMapFunction) {
 }
 
 TEST_F(DebuggerProcess, GoNilDereferenceInASlotBecomesARecoverablePanic) {
-  if (!go_built_) GTEST_SKIP() << "host go could not build the fixture";
+  if (!go_built_) GTEST_FAIL() << "host go could not build the fixture";
   const auto bin = dir_ / "goroutines";
   const auto deref = symbol(bin, "main.deref", /*go=*/true);
   ASSERT_NE(deref, 0u);

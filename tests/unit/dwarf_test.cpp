@@ -30,7 +30,7 @@ std::optional<testdata_build> find_build(const std::string& label, const std::st
 #define REQUIRE_BUILD(var, label, variant)                                        \
   auto var = find_build(label, variant);                                          \
   if (!var)                                                                       \
-  GTEST_SKIP() << "no " label "/" variant " build in " << testing::testdata_dir() \
+  GTEST_FAIL() << "no " label "/" variant " build in " << testing::testdata_dir() \
                << " (run scripts/build-testdata.sh)"
 
 TEST(Dwarf, ClassicHmapOfGo119MatchesTheSource) {
@@ -108,7 +108,7 @@ TEST(Dwarf, ProducerNamesTheCompilerVersion) {
     EXPECT_EQ(d->producer(), want);
     ++checked;
   }
-  if (checked == 0) GTEST_SKIP() << "no testdata builds (run scripts/build-testdata.sh)";
+  if (checked == 0) GTEST_FAIL() << "no testdata builds (run scripts/build-testdata.sh)";
 }
 
 TEST(Dwarf, BuildsWithoutDwarfGiveNullptr) {
@@ -119,7 +119,7 @@ TEST(Dwarf, BuildsWithoutDwarfGiveNullptr) {
     EXPECT_EQ(dwarf_info::open(b.path), nullptr);
     ++checked;
   }
-  if (checked == 0) GTEST_SKIP() << "no nodwarf/stripped builds";
+  if (checked == 0) GTEST_FAIL() << "no nodwarf/stripped builds";
 }
 
 TEST(Dwarf, MissingStructIsAnErrorNotACrash) {
@@ -164,7 +164,7 @@ TEST(Dwarf, NonElfFileIsAnError) {
 
 TEST(Dwarf, TruncatedBinaryIsAnErrorNotACrash) {
   auto path = testing::testdata_dir() / "bad" / "truncated";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
+  if (!std::filesystem::exists(path)) GTEST_FAIL() << "no " << path;
   // The first 64 KiB of a Go binary: its section headers point past the end of the file.
   auto r = dwarf_info::load(path);
   ASSERT_FALSE(r);

@@ -16,7 +16,7 @@ manifest=$testdata/manifest.tsv
 stamp=$out/.stamp
 if [ -f "$stamp" ] && [ "$stamp" -nt "$manifest" ]; then exit 0; fi
 rm -rf "$out"
-mkdir -p "$out"/{elf,pclntab,buildinfo,dwarf,go_binary}
+mkdir -p "$out"/{elf,pclntab,buildinfo,dwarf,go_binary,version_search}
 
 # One small program; every toolchain and the variants that change what the parsers see.
 program=bigmap
@@ -45,6 +45,14 @@ while IFS=$'\t' read -r label variant path; do
       # a PIE), and .rodata for the 1.18+ funcdata (inline trees) at go:func.*.
       extract "$path" "$out/pclntab/$name" .gopclntab .data.rel.ro.gopclntab .data.rel.ro \
         .noptrdata .data .rodata .rela .rela.dyn
+      ;;
+  esac
+  # Without .go.buildinfo the version is found through runtime.schedinit's code: the
+  # function table, the code and the data its operand and the string header point at.
+  case $variant in
+    nobuildinfo)
+      extract "$path" "$out/version_search/$name" .gopclntab .text .rodata .noptrdata .data \
+        .go.module
       ;;
   esac
   case $variant in

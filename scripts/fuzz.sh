@@ -4,7 +4,7 @@
 # with ASan+UBSan and the fuzzers in build-sanitize/, the seed corpus made from testdata.
 #   scripts/fuzz.sh [--seconds N] [--build-dir DIR] [TARGET...]
 #     --seconds N   per target (default 600)
-#     TARGET        elf pclntab buildinfo dwarf type_name go_binary expect_parser (default: all)
+#     TARGET        elf pclntab buildinfo dwarf type_name go_binary expect_parser version_search (default: all)
 # What each run finds is kept: new inputs in DIR/fuzz-work/TARGET (the next run starts from
 # them), crashing inputs in DIR/fuzz-crashes/TARGET, logs in DIR/fuzz-logs/TARGET.log.
 # Exits 1 if any target crashed: put the input in tests/fuzz/regressions/TARGET/, fix, and
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(elf pclntab buildinfo dwarf type_name go_binary expect_parser)
+[ ${#targets[@]} -gt 0 ] || targets=(elf pclntab buildinfo dwarf type_name go_binary expect_parser version_search)
 
 scripts/install-deps.sh
 scripts/build-testdata.sh build/testdata >/dev/null

@@ -47,7 +47,7 @@ expected<void> trace_session::start_counting() {
   const auto& probes = bin_->probes();
   for (std::size_t i = 0; i < probes.size(); ++i) {
     std::vector<file_addr> at = {probes[i].breakpoint};
-    for (const inlined_copy& c : probes[i].inlined_sites) at.push_back(c.body);
+    for (const inlined_site& c : probes[i].inlined_sites) at.push_back(c.body);
     for (file_addr a : at) {
       auto off = offset_of(bin_->elf(), a);
       if (!off) {

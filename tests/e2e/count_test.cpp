@@ -95,7 +95,7 @@ TEST(count, without_perf_event_open_it_says_so_and_counts_with_breakpoints) {
   static const std::vector<testdata_build> builds = testdata_builds("parallel");
   for (const testdata_build& x : builds)
     if (x.label == "go1.23" && x.variant == "default") b = &x;
-  if (!b) GTEST_SKIP() << "no go1.23 parallel";
+  if (!b) GTEST_FAIL() << "no go1.23 parallel";
   temp_dir d;
   std::vector<std::string> args = {"-q", "--count", "--summary-json",
                                    (d.path() / "s.json").string(), b->path.string()};
@@ -155,7 +155,7 @@ TEST(count, hits_equal_the_kernel_counter_and_the_ptrace_mode) {
     EXPECT_EQ(counted["exit_status"], 0);
     ++checked;
   }
-  if (checked == 0) GTEST_SKIP() << "no parallel builds";
+  if (checked == 0) GTEST_FAIL() << "no parallel builds";
 }
 
 TEST(count, expectations_it_can_answer_work_and_the_others_are_refused) {
@@ -163,7 +163,7 @@ TEST(count, expectations_it_can_answer_work_and_the_others_are_refused) {
   static const std::vector<testdata_build> builds = testdata_builds("parallel");
   for (const testdata_build& x : builds)
     if (x.label == "go1.26" && x.variant == "default") b = &x;
-  if (!b) GTEST_SKIP() << "no go1.26 parallel";
+  if (!b) GTEST_FAIL() << "no go1.26 parallel";
   if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   private_copy copy(b->path);
   auto ok =
@@ -216,5 +216,5 @@ TEST(count, counts_inlined_copies_too) {
     EXPECT_EQ(s["hits"]["runtime.makemap"].get<std::uint64_t>(), oracle.read("makemap") + 80);
     ++checked;
   }
-  if (checked == 0) GTEST_SKIP() << "no go1.26 jsonmaps";
+  if (checked == 0) GTEST_FAIL() << "no go1.26 jsonmaps";
 }

@@ -107,7 +107,7 @@ program_result signals_run(const std::filesystem::path& prog, bool traced,
 
 TEST(hostile_signals, group_directed_signals_reach_a_launched_program_once) {
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     SCOPED_TRACE(strsignal(sig));
     auto send = [sig](child& c) { kill(-c.pid, sig); };  // kill -SIG -PGID, as `kill 0` does
@@ -120,7 +120,7 @@ TEST(hostile_signals, group_directed_signals_reach_a_launched_program_once) {
 
 TEST(hostile_signals, timeout_reaches_a_launched_program_once) {
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   // timeout(1) signals its command, then its whole process group (kill(0)): untraced, the
   // program sees one signal or two (when the first was taken before the second came). Traced,
   // both reach gomaptrace and the second the program too: it gets exactly one.
@@ -136,7 +136,7 @@ TEST(hostile_signals, timeout_reaches_a_launched_program_once) {
 
 TEST(hostile_signals, signals_sent_to_gomaptrace_alone_are_passed_on_once) {
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   for (int sig : {SIGUSR1, SIGTERM, SIGHUP}) {
     SCOPED_TRACE(strsignal(sig));
     program_result plain = signals_run(b->path, false, [sig](child& c) { kill(c.pid, sig); });
@@ -148,7 +148,7 @@ TEST(hostile_signals, signals_sent_to_gomaptrace_alone_are_passed_on_once) {
 
 TEST(hostile_signals, program_that_dies_of_sigsegv) {
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   auto plain = run_command({b->path.string(), "segv"});
   temp_dir d;
   auto traced = run_command({gomaptrace_binary(), "-q", "--summary-json", (d.path() / "s").string(),
@@ -164,7 +164,7 @@ TEST(hostile_signals, program_that_dies_of_sigsegv) {
 
 TEST(hostile_stop, attach_to_a_stopped_program_leaves_it_stopped_until_continued) {
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   child prog({b->path.string()}, true);
   ASSERT_TRUE(prog.wait_for("ready\n"));
   kill(prog.pid, SIGSTOP);
@@ -186,7 +186,7 @@ TEST(hostile_stop, attach_to_a_stopped_program_leaves_it_stopped_until_continued
 
 TEST(hostile_stop, stopped_while_attached_then_detached_by_each_signal_stays_stopped) {
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     SCOPED_TRACE(strsignal(sig));
     child prog({b->path.string()}, true);
@@ -214,7 +214,7 @@ TEST(hostile_stop, sigkill_of_gomaptrace_while_attached_kills_a_go_program_at_it
   // Measured, not wished for: the kernel detaches a dead tracer's tracees without restoring
   // the int3s, and the Go runtime dies of the next SIGTRAP ("SIGTRAP: trace trap", status 2).
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   child prog({b->path.string()}, true);
   ASSERT_TRUE(prog.wait_for("ready\n"));
   temp_dir d;
@@ -228,7 +228,7 @@ TEST(hostile_stop, sigkill_of_gomaptrace_while_attached_kills_a_go_program_at_it
 
 TEST(hostile_output, trace_pipe_closed_early) {
   const testdata_build* b = build_or_skip("spawner");
-  if (!b) GTEST_SKIP() << "no go1.26 spawner build";
+  if (!b) GTEST_FAIL() << "no go1.26 spawner build";
   temp_dir d;
   auto out = (d.path() / "out").string();
   auto plain = run_command({b->path.string(), "fork"});
@@ -277,7 +277,7 @@ TEST(hostile_attach, missing_pid_and_non_go_process) {
 
 TEST(hostile_attach, pid_already_traced) {
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   child prog({b->path.string()}, true);
   ASSERT_TRUE(prog.wait_for("ready\n"));
   temp_dir d;
@@ -292,7 +292,7 @@ TEST(hostile_attach, pid_already_traced) {
 TEST(hostile_attach, process_of_another_user_and_ptrace_forbidden) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to run programs as another user";
   const testdata_build* b = build_or_skip("signals");
-  if (!b) GTEST_SKIP() << "no go1.26 signals build";
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
   if (run_command({"setpriv", "--help"}).status != 0) GTEST_SKIP() << "no setpriv";
   // A root-owned program, gomaptrace as nobody: another user's process.
   {
@@ -333,7 +333,7 @@ std::size_t count_lines_with(const std::string& text, const std::string& needle)
 TEST(hostile_children, exec_fork_and_os_exec_are_released_with_one_line_each) {
   for (const char* label : {"go1.23", "go1.26"}) {
     const testdata_build* b = find_build("spawner", label);
-    if (!b) GTEST_SKIP() << "no " << label << " spawner build";
+    if (!b) GTEST_FAIL() << "no " << label << " spawner build";
     for (const char* mode : {"exec", "fork", "run"}) {
       SCOPED_TRACE(std::string(label) + " " + mode);
       auto plain = run_command({b->path.string(), mode});
@@ -365,7 +365,7 @@ TEST(hostile_program, non_zero_exit_and_panic_are_exactly_the_programs) {
   for (const char* label : {"go1.23", "go1.26"}) {
     for (const char* name : {"exitcode", "panics"}) {
       const testdata_build* b = find_build(name, label);
-      if (!b) GTEST_SKIP() << "no " << label << " " << name << " build";
+      if (!b) GTEST_FAIL() << "no " << label << " " << name << " build";
       SCOPED_TRACE(std::string(label) + " " + name);
       temp_dir d;
       auto plain = run_command({b->path.string()});
@@ -388,7 +388,7 @@ TEST(hostile_binary, mutated_binaries_are_refused_in_one_line_or_traced_unchange
   // file with one line and a status of its own (before starting anything), or traces it and
   // the program's own result is what it is untraced; never a crash or a hang of gomaptrace.
   const testdata_build* b = find_build("exitcode");
-  if (!b) GTEST_SKIP() << "no go1.26 exitcode build";
+  if (!b) GTEST_FAIL() << "no go1.26 exitcode build";
   std::ifstream in(b->path, std::ios::binary);
   const std::string orig((std::istreambuf_iterator<char>(in)), {});
   auto section = [&](const std::string& name) -> std::pair<std::size_t, std::size_t> {

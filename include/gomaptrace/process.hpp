@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "gomaptrace/address.hpp"
-#include "gomaptrace/breakpoint_site.hpp"
 #include "gomaptrace/expected.hpp"
 #include "gomaptrace/fd.hpp"
-#include "gomaptrace/ool_page.hpp"
 #include "gomaptrace/registers.hpp"
+#include "gomaptrace/site_table.hpp"
+#include "gomaptrace/wait_status.hpp"
 
 namespace gomaptrace {
 
@@ -118,6 +118,9 @@ class process {
   // code untouched, when the instruction there can neither run out of line nor be emulated.
   expected<std::uint64_t> add_breakpoint(virt_addr addr);
   std::size_t breakpoint_count() const { return sites_.size(); }
+  // Every breakpoint planted in this address space. A process following a fork child adopts
+  // a copy (the child's memory holds the same int3s and slots, under the same ids).
+  const site_table& sites() const { return sites_; }
 
   // Tracee memory, as the program sees it (breakpoint bytes are shown as the originals).
   expected<void> read_memory(virt_addr addr, std::span<std::byte> out) const;
@@ -195,13 +198,7 @@ class process {
     bool gone = false;   // PTRACE_INTERRUPT said ESRCH: exited (a zombie leader), no stop coming
     int resume_sig = 0;  // signal to deliver when resumed (signal-delivery-stop)
   };
-  struct site {
-    std::uint64_t id;
-    virt_addr addr;
-    displaced_instruction insn;
-    virt_addr slot;  // out_of_line only
-    std::byte original;
-  };
+  using site = site_table::site;
 
   explicit process(pid_t pid, bool attached);
   void open_memory();
@@ -213,8 +210,11 @@ class process {
   bool move_out_of_slot(thread_state& th, siginfo_t* info, bool* info_changed);
   void stop_all(const hit_handler* handler);
   std::optional<run_result> drain_pending(const hit_handler* handler, bool resume);
-  const site* site_at(virt_addr a) const;
-  const site* site_of_slot(virt_addr rip) const;
+  // A stopped thread that can run an injected system call (the leader if it can).
+  thread_state* syscall_runner();
+  // PTRACE_SINGLESTEP and wait for that thread's next report. nullopt: the thread is gone
+  // (a death status is kept in pending_ for the run loop).
+  std::optional<wait_status> step_and_wait(thread_state& th);
   expected<std::uint64_t> inject_syscall(thread_state& th, std::uint64_t nr,
                                          std::initializer_list<std::uint64_t> args);
   expected<virt_addr> allocate_slot(virt_addr near, std::size_t size);
@@ -234,11 +234,7 @@ class process {
   std::uint64_t auxv_entry_ = 0;
   unique_fd mem_fd_;
   std::unordered_map<pid_t, thread_state> threads_;
-  std::vector<site> sites_;
-  // Ordered: read_memory patches original bytes over a range with one lower_bound.
-  std::map<std::uint64_t, std::size_t> site_by_addr_;
-  std::map<std::uint64_t, std::size_t> site_by_slot_;  // slot start -> index in sites_
-  std::vector<ool_page> pages_;
+  site_table sites_;
   std::vector<std::pair<pid_t, int>> pending_;  // statuses read during a synchronous wait
   // First stops of new processes seen before their parent's fork event said how they were
   // made (a vfork child shares our memory: its bytes must not be touched).

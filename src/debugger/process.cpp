@@ -200,9 +200,7 @@ const char* to_string(released_child::how h) {
 void process::release_child(pid_t child, released_child::how via) {
   if (via != released_child::how::vfork) {
     unique_fd fd(::open(fmt::format("/proc/{}/mem", child).c_str(), O_RDWR | O_CLOEXEC));
-    if (fd)
-      for (auto& s : sites_)
-        (void)!::pwrite(fd.get(), &s.original, 1, static_cast<off_t>(s.addr.value()));
+    if (fd) (void)sites_.restore_originals(fd.get());
   }
   pt(PTRACE_DETACH, child, 0, 0);
   ++stats_.forks_released;
@@ -433,11 +431,7 @@ expected<void> process::read_memory(virt_addr addr, std::span<std::byte> out) co
     if (n != static_cast<ssize_t>(out.size()))
       return unexpected(fmt::format("cannot read {} bytes at {:#x}", out.size(), addr.value()));
   }
-  // Show the original bytes where breakpoints are.
-  const std::uint64_t end = addr.value() + out.size();
-  for (auto it = site_by_addr_.lower_bound(addr.value());
-       it != site_by_addr_.end() && it->first < end; ++it)
-    out[it->first - addr.value()] = sites_[it->second].original;
+  sites_.patch_reads(addr, out);
   return {};
 }
 
@@ -463,12 +457,7 @@ expected<void> process::read_memory_many(std::span<const memory_range> ranges) c
       }
       continue;
     }
-    for (std::size_t k = i; k < i + n; ++k) {
-      const std::uint64_t a = ranges[k].addr.value(), end = a + ranges[k].out.size();
-      for (auto it = site_by_addr_.lower_bound(a); it != site_by_addr_.end() && it->first < end;
-           ++it)
-        ranges[k].out[it->first - a] = sites_[it->second].original;
-    }
+    for (std::size_t k = i; k < i + n; ++k) sites_.patch_reads(ranges[k].addr, ranges[k].out);
   }
   return {};
 }
@@ -492,6 +481,16 @@ expected<registers> process::get_registers(pid_t tid) const {
 
 // ---------------------------------------------------------------------------------------------
 // breakpoints
+
+std::optional<wait_status> process::step_and_wait(thread_state& th) {
+  if (!pt_ok(PTRACE_SINGLESTEP, th.tid)) return std::nullopt;
+  int raw;
+  wait_for(th.tid, &raw);
+  const auto st = wait_status::decode(raw);
+  if (st.is_stop()) return st;
+  pending_.emplace_back(th.tid, raw);
+  return std::nullopt;
+}
 
 expected<std::uint64_t> process::inject_syscall(thread_state& th, std::uint64_t nr,
                                                 std::initializer_list<std::uint64_t> args) {
@@ -519,18 +518,12 @@ expected<std::uint64_t> process::inject_syscall(thread_state& th, std::uint64_t 
   std::uint64_t result = 0;
   bool done = false;
   while (!done) {
-    if (!pt_ok(PTRACE_SINGLESTEP, th.tid)) {
+    const auto stepped = step_and_wait(th);
+    if (!stepped) {
       restore_code();
-      return unexpected("thread vanished");
-    }
-    int raw;
-    wait_for(th.tid, &raw);
-    auto st = wait_status::decode(raw);
-    if (!st.is_stop()) {
-      restore_code();
-      pending_.emplace_back(th.tid, raw);
       return unexpected("thread exited during syscall injection");
     }
+    const wait_status& st = *stepped;
     user_regs_struct now{};
     if (!get_regs(th.tid, now)) {
       restore_code();  // killed in its stop: its death is the next status
@@ -583,18 +576,17 @@ bool process::return_to_group_stop(thread_state& th) {
   }
 }
 
-expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
-  for (auto& pg : pages_) {
-    if (!within_rel32(near, pg.base()) || !within_rel32(near, pg.base() + pg.size())) continue;
-    if (auto s = pg.allocate(size)) return *s;
-  }
-  // A stopped thread that is not exiting runs the mmap.
-  thread_state* runner = nullptr;
-  if (auto it = threads_.find(pid_);
-      it != threads_.end() && it->second.stopped && !it->second.exiting && !it->second.gone)
-    runner = &it->second;
+process::thread_state* process::syscall_runner() {
+  auto usable = [](const thread_state& th) { return th.stopped && !th.exiting && !th.gone; };
+  if (auto it = threads_.find(pid_); it != threads_.end() && usable(it->second)) return &it->second;
   for (auto& [tid, th] : threads_)
-    if (!runner && th.stopped && !th.exiting && !th.gone) runner = &th;
+    if (usable(th)) return &th;
+  return nullptr;
+}
+
+expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
+  if (auto s = sites_.allocate_slot(near, size)) return *s;
+  thread_state* runner = syscall_runner();
   if (!runner) return unexpected("no stopped thread to map the slot page");
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   auto maps = parse_proc_maps(read_text_file(fmt::format("/proc/{}/maps", pid_)));
@@ -605,16 +597,14 @@ expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0});
     if (!r) return unexpected(r.error());
     if (*r != cand.value()) continue;  // -EEXIST etc.: taken meanwhile, try the next hole
-    pages_.emplace_back(cand, page);
-    if (auto s = pages_.back().allocate(size)) return *s;
+    if (auto s = sites_.add_page(ool_page(cand, page), size)) return *s;
   }
   return unexpected(fmt::format("no room for a slot page within 2 GiB of {:#x}", near.value()));
 }
 
 expected<std::uint64_t> process::add_breakpoint(virt_addr addr) {
   if (finished_) return unexpected("the program has exited");
-  if (auto it = site_by_addr_.find(addr.value()); it != site_by_addr_.end())
-    return sites_[it->second].id;
+  if (const site* s = sites_.at(addr)) return s->id;
   for (auto& [tid, th] : threads_)
     if (!th.stopped && !th.gone)
       return unexpected("breakpoints can only be added while the program is stopped");
@@ -626,35 +616,19 @@ expected<std::uint64_t> process::add_breakpoint(virt_addr addr) {
   if (!have) return unexpected(fmt::format("cannot read code at {:#x}", addr.value()));
   auto plan = plan_displacement(addr, std::span<const std::byte>(code, have));
   if (!plan) return unexpected(plan.error());
-  site s{sites_.size() + 1, addr, *plan, virt_addr(0), code[0]};
+  virt_addr slot_at(0);
   if (!plan->emulated()) {
     auto slot = allocate_slot(addr, slot_size(*plan));
     if (!slot) return unexpected(slot.error());
     auto bytes = build_slot(*plan, addr, *slot);
     if (!bytes) return unexpected(bytes.error());
     if (auto w = write_memory(*slot, *bytes); !w) return unexpected(w.error());
-    s.slot = *slot;
+    slot_at = *slot;
   }
   const std::byte cc{0xcc};
   if (auto w = write_memory(addr, std::span<const std::byte>(&cc, 1)); !w)
     return unexpected(w.error());
-  site_by_addr_[addr.value()] = sites_.size();
-  if (!plan->emulated()) site_by_slot_[s.slot.value()] = sites_.size();
-  sites_.push_back(std::move(s));
-  return sites_.back().id;
-}
-
-const process::site* process::site_at(virt_addr a) const {
-  auto it = site_by_addr_.find(a.value());
-  return it == site_by_addr_.end() ? nullptr : &sites_[it->second];
-}
-
-const process::site* process::site_of_slot(virt_addr rip) const {
-  auto it = site_by_slot_.upper_bound(rip.value());
-  if (it == site_by_slot_.begin()) return nullptr;
-  --it;
-  const site& s = sites_[it->second];
-  return rip.value() < s.slot.value() + slot_size(s.insn) ? &s : nullptr;
+  return sites_.add(addr, *plan, slot_at, code[0]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -692,7 +666,7 @@ void process::on_hit(thread_state& th, const site& s, registers& regs, const hit
 bool process::move_out_of_slot(thread_state& th, siginfo_t* info, bool* info_changed) {
   user_regs_struct r;
   if (!get_regs(th.tid, r)) return false;
-  const site* s = site_of_slot(virt_addr(r.rip));
+  const site* s = sites_.of_slot(virt_addr(r.rip));
   if (!s) return true;
   const std::uint64_t start = s->slot.value();
   const std::uint64_t jump = start + s->insn.length;
@@ -711,14 +685,9 @@ bool process::move_out_of_slot(thread_state& th, siginfo_t* info, bool* info_cha
     ++stats_.slot_steps;
     std::vector<int> extra;
     while (r.rip == start) {
-      if (!pt_ok(PTRACE_SINGLESTEP, th.tid)) return false;
-      int raw;
-      wait_for(th.tid, &raw);
-      auto st = wait_status::decode(raw);
-      if (!st.is_stop()) {
-        pending_.emplace_back(th.tid, raw);
-        return false;
-      }
+      const auto stepped = step_and_wait(th);
+      if (!stepped) return false;
+      const wait_status& st = *stepped;
       if (st.what == wait_status::kind::event_stop && st.event == PTRACE_EVENT_EXIT) {
         th.exiting = true;
         return true;  // dying (exit_group/SIGKILL): nothing of it will run any more
@@ -785,7 +754,7 @@ void process::resume(thread_state& th) {
   th.stopped = false;
   th.exiting = false;
   int sig = std::exchange(th.resume_sig, 0);
-  if (sig && !pages_.empty()) {
+  if (sig && !sites_.pages().empty()) {
     siginfo_t info{};
     get_siginfo(th.tid, info);
     bool info_changed = false;
@@ -852,9 +821,6 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
         // A new image: our int3s and slots are gone with the old one; so are the other
         // threads (the kernel reaps them without further reports).
         sites_.clear();
-        site_by_addr_.clear();
-        site_by_slot_.clear();
-        pages_.clear();
         for (auto it = threads_.begin(); it != threads_.end();)
           it = it->first == tid ? std::next(it) : threads_.erase(it);
         open_memory();
@@ -866,7 +832,7 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
       if (st.signal == SIGTRAP && !sites_.empty()) {
         user_regs_struct r;
         if (!get_regs(tid, r)) return std::nullopt;
-        if (const site* s = site_at(virt_addr(r.rip - 1))) {
+        if (const site* s = sites_.at(virt_addr(r.rip - 1))) {
           // RIP inside a multi-byte instruction can only follow our int3. After a one-byte
           // one (ret, push) RIP is a real boundary, so ask whether the kernel (int3) sent it.
           siginfo_t si{};
@@ -1044,7 +1010,7 @@ void process::detach() {
     thread_state& th = it->second;
     if (th.gone || th.exiting || !th.stopped || th.group_stop || th.resume_sig) continue;
     user_regs_struct r;
-    if (!get_regs(tid, r) || !site_at(virt_addr(r.rip - 1)) || !sigtrap_pending(pid_, tid)) {
+    if (!get_regs(tid, r) || !sites_.at(virt_addr(r.rip - 1)) || !sigtrap_pending(pid_, tid)) {
       continue;
     }
     if (!pt_ok(PTRACE_CONT, tid)) continue;
@@ -1053,7 +1019,7 @@ void process::detach() {
     wait_for(tid, &raw);
     if (on_wait(tid, raw, nullptr, false) || finished_) return;
   }
-  for (auto& s : sites_) (void)write_memory(s.addr, std::span<const std::byte>(&s.original, 1));
+  if (mem_fd_) (void)sites_.restore_originals(mem_fd_.get());
   // New processes whose parent's fork event never came: let them go too, their copy of the
   // code cleaned (a vfork child's is ours, whose original bytes are already back).
   for (auto& [child, raw] : newborn_) release_child(child, released_child::how::fork);
@@ -1065,23 +1031,15 @@ void process::detach() {
     siginfo_t info{};
     bool changed = false;
     if (th.resume_sig) get_siginfo(tid, info);
-    if (!pages_.empty() && !move_out_of_slot(th, &info, &changed)) continue;
+    if (!sites_.pages().empty() && !move_out_of_slot(th, &info, &changed)) continue;
     if (th.resume_sig && changed) infos[tid] = info;
   }
   (void)drain_pending(nullptr, false);
   // Unmap the slot pages: no thread is inside one any more.
-  if (!pages_.empty()) {
-    thread_state* runner = nullptr;
-    for (auto& [tid, th] : threads_)
-      if (!runner && th.stopped && !th.exiting && !th.gone) runner = &th;
-    if (runner)
-      for (auto& pg : pages_)
-        (void)inject_syscall(*runner, SYS_munmap, {pg.base().value(), pg.size()});
-    pages_.clear();
-  }
+  if (thread_state* runner = syscall_runner())
+    for (const ool_page& pg : sites_.pages())
+      (void)inject_syscall(*runner, SYS_munmap, {pg.base().value(), pg.size()});
   sites_.clear();
-  site_by_addr_.clear();
-  site_by_slot_.clear();
   for (auto& [tid, th] : threads_) {
     if (auto it = infos.find(tid); it != infos.end())
       pt(PTRACE_SETSIGINFO, tid, 0, reinterpret_cast<std::uint64_t>(&it->second));

@@ -1,12 +1,15 @@
 // Pure parts of the breakpoint machinery: instruction planning, slot relocation, condition
 // codes (checked against the CPU itself) and slot page placement.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <vector>
 
 #include "gomaptrace/breakpoint_site.hpp"
 #include "gomaptrace/ool_page.hpp"
+#include "gomaptrace/site_table.hpp"
 
 namespace gomaptrace {
 namespace {
@@ -196,6 +199,56 @@ TEST(DebuggerSite, SlotPageGoesBelowTheCodeWithinReach) {
   int n = 2;
   while (page.allocate(23)) ++n;
   EXPECT_EQ(n, 0x1000 / 32);
+}
+
+// The table a fork child adopts: lookups by int3 and by slot, original bytes patched into
+// reads and written back through a file descriptor standing in for /proc/PID/mem, and a copy
+// that keeps every id.
+TEST(DebuggerSite, SiteTableFindsPatchesRestoresAndCopies) {
+  site_table t;
+  auto sub = plan_displacement(virt_addr(0x1010), bytes({0x48, 0x83, 0xec, 0x28}));  // sub rsp
+  auto ret = plan_displacement(virt_addr(0x1020), bytes({0xc3}));
+  ASSERT_TRUE(sub && ret);
+  auto slot = t.allocate_slot(virt_addr(0x1010), slot_size(*sub));
+  EXPECT_FALSE(slot);  // no page yet: the process maps one
+  slot = t.add_page(ool_page(virt_addr(0x3000), 0x1000), slot_size(*sub));
+  ASSERT_TRUE(slot);
+  EXPECT_EQ(t.add(virt_addr(0x1010), *sub, *slot, std::byte{0x48}), 1u);
+  EXPECT_EQ(t.add(virt_addr(0x1020), *ret, virt_addr(0), std::byte{0xc3}), 2u);
+  ASSERT_NE(t.at(virt_addr(0x1020)), nullptr);
+  EXPECT_EQ(t.at(virt_addr(0x1020))->id, 2u);
+  EXPECT_EQ(t.at(virt_addr(0x1011)), nullptr);
+  EXPECT_EQ(t.of_slot(*slot + 5)->id, 1u);
+  EXPECT_EQ(t.of_slot(*slot + slot_size(*sub)), nullptr);
+  EXPECT_EQ(t.of_slot(virt_addr(0x1020)), nullptr);  // emulated: no slot
+
+  std::vector<std::byte> read(0x20, std::byte{0xcc});
+  t.patch_reads(virt_addr(0x1008), read);
+  EXPECT_EQ(read[0x08], std::byte{0x48});
+  EXPECT_EQ(read[0x18], std::byte{0xc3});
+  EXPECT_EQ(read[0x07], std::byte{0xcc});  // not ours: left as read
+  EXPECT_EQ(read[0x1f], std::byte{0xcc});
+
+  const site_table child = t;  // what a follower of a fork child starts from
+  t.clear();
+  EXPECT_TRUE(t.empty());
+  EXPECT_TRUE(t.pages().empty());
+  ASSERT_EQ(child.size(), 2u);
+  EXPECT_EQ(child.at(virt_addr(0x1010))->id, 1u);
+  EXPECT_EQ(child.of_slot(*slot)->id, 1u);
+  EXPECT_EQ(child.pages().size(), 1u);
+
+  const int fd = ::memfd_create("mem", 0);
+  ASSERT_GE(fd, 0);
+  std::vector<std::byte> image(0x1100, std::byte{0xcc});
+  ASSERT_EQ(::pwrite(fd, image.data(), image.size(), 0), static_cast<ssize_t>(image.size()));
+  EXPECT_TRUE(child.restore_originals(fd));
+  ASSERT_EQ(::pread(fd, image.data(), image.size(), 0), static_cast<ssize_t>(image.size()));
+  EXPECT_EQ(image[0x1010], std::byte{0x48});
+  EXPECT_EQ(image[0x1020], std::byte{0xc3});
+  EXPECT_EQ(image[0x1011], std::byte{0xcc});
+  ::close(fd);
+  EXPECT_FALSE(child.restore_originals(-1));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ packages=(
   gdb golang-1.19-go linux-perf hyperfine clang-format
   libprotobuf-dev protobuf-compiler golang-github-google-pprof-dev
   clang libclang-rt-14-dev
+  libbpf-dev bpftool
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,6 +59,10 @@ class elf_file {
   const elf_section* find_section(std::string_view name) const;
   // The allocated section containing addr (NOBITS included), or nullptr.
   const elf_section* section_at(file_addr addr) const;
+  // Where the byte at a link-time address lies in the file (uprobes are placed by file
+  // offset, so the same offsets serve PIE and fixed-address binaries alike); nullopt when it
+  // is in no section backed by the file.
+  std::optional<file_offset> file_offset_of(file_addr addr) const;
   // Empty for NOBITS sections.
   std::span<const std::byte> section_data(const elf_section& s) const;
   // Bytes at a link-time address inside any allocated PROGBITS section (not NOBITS).

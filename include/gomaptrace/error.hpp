@@ -25,6 +25,7 @@ enum class exit_code : int {
   launch_failed = 110,
   assertion_failed = 111,   // --max-grows, --expect: the program ran, a check failed
   output_unwritable = 112,  // -o, --summary-json, ...: the file cannot be created or written
+  bpf_not_permitted = 113,  // --bpf where the kernel refuses BPF or uprobes (no CAP_BPF/PERFMON)
 };
 
 class fatal_error : public std::runtime_error {

@@ -32,6 +32,10 @@ struct hit_context {
   pid_t tid = 0;
   std::uint64_t time_ns = 0;  // since the trace started
   hit_regs regs;
+  // The call chain a backend captured at the hit (--bpf: bpf_get_stack and [rsp]): return
+  // addresses, innermost first, as unwind() would read them from the stack. Null: unwind
+  // from the registers through the memory reader.
+  const std::vector<std::uint64_t>* chain = nullptr;
 };
 
 enum class request_kind {
@@ -145,6 +149,7 @@ class map_tracer {
   // in_frame: r.rip is inside a function that has set up its frame (an inlined copy), not
   // at an entry or RET where [rsp] is the return address.
   std::vector<stack_frame> unwind(const hit_regs& r, bool in_frame = false);
+  std::vector<stack_frame> unwind_captured(const hit_regs& r, bool in_frame);
   void on_inlined(const breakpoint_request& r, const resolved_probe& p, const hit_context& ctx);
   void on_inlined_body(const resolved_probe& p, const breakpoint_request& r,
                        const hit_context& ctx);
@@ -167,7 +172,8 @@ class map_tracer {
   std::vector<breakpoint_request> requests_;
   std::optional<std::uint64_t> types_base_;
   trace_stats stats_;
-  std::vector<std::uint64_t*> hit_counters_;  // per probe, into stats_.hits
+  std::vector<std::uint64_t*> hit_counters_;           // per probe, into stats_.hits
+  const std::vector<std::uint64_t>* chain_ = nullptr;  // the current hit's captured chain
   std::unordered_map<std::uint64_t, std::optional<std::string>> type_cache_;
   std::unordered_map<std::uint64_t, std::vector<stack_frame>> symbol_cache_;
   std::unordered_map<std::uint64_t, map_record> maps_;

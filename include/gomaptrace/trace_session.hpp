@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,8 @@ namespace gomaptrace {
 
 class process;  // debugger layer; kept out of this header so outputs can read run_outcome
 class uprobe_counters;
+class bpf_probes;
+struct bpf_hit;
 
 struct run_outcome {
   std::string binary;
@@ -36,7 +39,11 @@ struct run_outcome {
   std::uint64_t duration_ns = 0;
   std::vector<std::string> warnings;  // what may make the figures incomplete
   std::vector<std::string> notices;   // processes released, images detached from (also told)
-  std::string exec_image;             // the image the program exec'd into (then detached)
+  // --bpf: records the ring buffer had no room for, per runtime symbol (hits stay exact).
+  std::map<std::string, std::uint64_t> bpf_dropped;
+  std::string backend = "ptrace";  // "ptrace" or "bpf"
+  std::string backend_note;        // what the backend says of its own cost (--bpf)
+  std::string exec_image;          // the image the program exec'd into (then detached)
   std::vector<expectation_result> expectations;  // --expect, in the order given
 };
 
@@ -45,6 +52,10 @@ struct session_options {
   std::vector<std::string> command;  // PROG ARGS... for a launch
   int pid = 0;                       // attach to this thread group instead of launching
   tracer_options tracer;
+  // --bpf: uprobes running a BPF program at the same addresses, no stop per hit. A launched
+  // program is released from ptrace once they are attached; an attached one stays seized
+  // (for its exit status and signals) with no breakpoint in it.
+  bool bpf = false;
   bool need_grows = false;  // fail at open when the binary has no growth function to probe
   // Signals the stop policy may pass on: who sent the program its own copies is recorded, so
   // one it already got is not passed on a second time (see stop_decision).
@@ -99,12 +110,22 @@ class trace_session {
   void tell_released_children();
   bool end_at_exec(const stop_policy& on_stop);
   void loop(const stop_policy& on_stop);
+  void wait_untraced(const stop_policy& on_stop);
+  const run_outcome& run_bpf(event_sink& sink, const stop_policy& on_stop);
+  void on_bpf_hit(const bpf_hit& h);
+  void finish_bpf_stats();
 
   session_options opts_;
   std::unique_ptr<go_binary> bin_;
   std::unique_ptr<process> proc_;
   std::unique_ptr<map_tracer> tracer_;
   std::unique_ptr<uprobe_counters> counters_;
+  std::unique_ptr<bpf_probes> bpf_;
+  const bpf_hit* bpf_current_ = nullptr;  // the record being decoded (consumer thread)
+  std::uint64_t bpf_late_reads_ = 0;      // reads not captured at the hit: made afterwards
+  std::uint64_t bpf_handler_errors_ = 0;
+  std::string bpf_first_error_;
+  trace_stats bpf_stats_;
   std::vector<std::size_t> probe_of_counter_;  // counter index -> index into probes()
   trace_stats count_stats_;
   std::unordered_map<std::uint64_t, std::size_t> request_of_site_;  // debugger site -> request

@@ -21,6 +21,13 @@
 
 namespace gomaptrace {
 
+// Releasing a uprobe waits for the kernel's grace periods, one release after another (~90 ms
+// each here): a few dozen would hold gomaptrace's exit up for seconds after the program ended.
+// This hands copies of `fds` to a detached grandchild that closes them after we are gone; the
+// caller's own closes are then cheap (not the last reference). It keeps no other descriptor
+// (stdout, a pipe to go test), so nobody waiting for our output or our exit waits for it.
+void release_in_background(const std::vector<int>& fds);
+
 class uprobe_counters {
  public:
   // One counter per offset per thread; offsets are file offsets of instructions in `elf`.

@@ -211,6 +211,12 @@ const elf_section* elf_file::find_section(std::string_view name) const {
   return nullptr;
 }
 
+std::optional<file_offset> elf_file::file_offset_of(file_addr a) const {
+  const elf_section* s = section_at(a);
+  if (!s || s->offset.value() == 0) return std::nullopt;
+  return file_offset(s->offset.value() + (a.value() - s->addr.value()));
+}
+
 const elf_section* elf_file::section_at(file_addr addr) const {
   for (const auto& s : sections_) {
     // .tbss is an ALLOC template that overlaps the sections after it in externally linked

@@ -288,6 +288,7 @@ int run_trace(const trace_options& o) {
     stderr_lines() << "gomaptrace: " << line << '\n';
     stderr_lines().flush();
   };
+  so.bpf = o.bpf;
   so.tracer.stack_depth = o.stack;
   so.tracer.all_events = o.events;
   if (!o.filter.empty()) so.tracer.filter = *gt::regex_matcher::compile(o.filter);  // checked

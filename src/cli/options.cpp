@@ -58,6 +58,7 @@ void define(CLI::App& app, trace_options& o, raw_options& raw) {
   app.add_option("--expect", raw.expect)->allow_extra_args(false);  // one EXPR each
   app.add_option("--max-grows", raw.max_grows);
   app.add_flag("--count{preferred}", raw.count);
+  app.add_flag("--bpf", o.bpf);
 }
 
 // Only --json means something to inspect: `gomaptrace --json inspect BIN` is inspect.
@@ -115,6 +116,8 @@ void check_and_convert(trace_options& o, const raw_options& raw) {
     usage(fmt::format("--count={}: say --count or --count=required", raw.count));
   }
   if (o.count != count_mode::off) refuse_what_count_cannot_see(o);
+  if (o.bpf && o.count != count_mode::off)
+    usage("--bpf and --count: choose one (--bpf counts every hit exactly too)");
 }
 
 }  // namespace
@@ -241,6 +244,9 @@ std::string help_text() {
       "                         the same maps, grows, inserts and hits; no events, call\n"
       "                         chains, sites or durations. Where the PMU is missing or not\n"
       "                         permitted, breakpoints count instead (=required: fail)\n"
+      "  --bpf                  every event with no stop: kernel uprobes run a BPF program\n"
+      "                         at the same probes (needs root or CAP_BPF + CAP_PERFMON;\n"
+      "                         without them, status 113)\n"
       "\n"
       "Everything from PROG on is the program's own command line, options included:\n"
       "  gomaptrace -q ./server --port 80\n"

@@ -28,6 +28,7 @@ struct trace_options {
   std::string filter;
   std::vector<expectation> expectations;  // --expect, and --max-grows N as grows <= N
   count_mode count = count_mode::off;
+  bool bpf = false;  // --bpf: uprobes and a BPF program instead of breakpoint stops
 };
 
 struct command_line {

@@ -36,23 +36,15 @@ uprobe_counters::uprobe_counters(std::filesystem::path elf, std::vector<file_off
       pmu_type_(pmu_type().value_or(0)),
       fds_(offsets_.size()) {}
 
-uprobe_counters::~uprobe_counters() {
-  // Releasing a uprobe counter waits for the kernel's grace periods, one release after
-  // another (~90 ms each here, whatever the number of closing threads): a few dozen counters
-  // would hold gomaptrace's exit up for seconds after the program ended. A detached
-  // grandchild holding the last references releases them after we are gone; it keeps no
-  // other descriptor (stdout, a pipe to go test), so nobody waiting for our output or
-  // our exit waits for it. Our own closes are then cheap: not the last reference.
-  std::vector<int> all;
-  for (auto& per_offset : fds_)
-    for (unique_fd& fd : per_offset) all.push_back(fd.release());
-  if (all.empty()) return;
+void release_in_background(const std::vector<int>& fds) {
+  if (fds.empty()) return;
   const pid_t child = ::fork();
   if (child == 0) {
     if (::fork() != 0) ::_exit(0);  // the grandchild is reparented: no zombie of ours
     ::setsid();
+    std::vector<int> all = fds;
     std::sort(all.begin(), all.end());
-    int next = 0;  // close every descriptor that is not a counter
+    int next = 0;  // close every descriptor that is not one of ours
     for (int fd : all) {
       if (fd > next) ::close_range(static_cast<unsigned>(next), static_cast<unsigned>(fd - 1), 0);
       next = fd + 1;
@@ -61,11 +53,19 @@ uprobe_counters::~uprobe_counters() {
     for (int fd : all) ::close(fd);
     ::_exit(0);
   }
+  // Waiting for the child means the grandchild holds its copies before ours are closed. When
+  // the fork failed, the caller's closes are the last references: slow, correct.
   if (child > 0) {
     int status = 0;
     ::waitpid(child, &status, 0);
   }
-  for (int fd : all) ::close(fd);  // the last references when the fork failed: slow, correct
+}
+
+uprobe_counters::~uprobe_counters() {
+  std::vector<int> all;
+  for (auto& per_offset : fds_)
+    for (const unique_fd& fd : per_offset) all.push_back(fd.get());
+  release_in_background(all);
 }
 
 std::optional<std::string> uprobe_counters::unavailable_reason() {

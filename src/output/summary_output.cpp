@@ -63,6 +63,12 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
   j["unmatched_returns"] = stats.unmatched_returns;
   j["read_errors"] = stats.read_errors;
   j["warnings"] = run.warnings;
+  j["backend"] = run.backend;
+  if (run.backend == "bpf") {
+    // Records lost to a full ring buffer per symbol; the hits above are exact regardless.
+    j["bpf_dropped"] = run.bpf_dropped;
+    j["backend_note"] = run.backend_note;
+  }
   json sites = json::array();
   for (const site_stats* st : sites_by_maps(stats)) {
     percentiles p = compute(st->init_ns);
@@ -121,6 +127,7 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
     if (n) out << ' ' << sym << '=' << n;
   out << '\n';
   for (const std::string& w : run.warnings) out << "  warning: " << w << '\n';
+  if (!run.backend_note.empty()) out << "  " << run.backend_note << '\n';
   if (stats.unmatched_returns || stats.read_errors) {
     out << fmt::format("  note: {} returns without a seen entry, {} unreadable memory reads\n",
                        stats.unmatched_returns, stats.read_errors);

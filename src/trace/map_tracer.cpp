@@ -97,6 +97,7 @@ bool map_tracer::can_count_grows(const go_binary& bin) {
 void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
   const breakpoint_request& r = requests_.at(request);
   const resolved_probe& p = bin_.probes()[r.probe];
+  chain_ = ctx.chain;  // unwind() of this hit reads it instead of the stack
   if (r.kind != request_kind::entry && r.kind != request_kind::ret) {
     on_inlined(r, p, ctx);
   } else if (r.is_return) {
@@ -247,7 +248,27 @@ const std::vector<stack_frame>& map_tracer::symbolize(std::uint64_t pc, bool is_
   return symbol_cache_.emplace(lookup, std::move(frames)).first->second;
 }
 
+std::vector<stack_frame> map_tracer::unwind_captured(const hit_regs& r, bool in_frame) {
+  std::vector<stack_frame> out;
+  const std::size_t depth =
+      opts_.full_chain ? max_chain_frames
+                       : static_cast<std::size_t>(std::max(opts_.stack_depth, unwind_depth));
+  if (in_frame) {
+    for (const stack_frame& f : symbolize(r.rip, false))
+      if (out.size() < depth) out.push_back(f);
+  }
+  for (std::uint64_t ret : *chain_) {
+    if (ret == 0 || out.size() >= depth) break;
+    for (const stack_frame& f : symbolize(ret, true)) {
+      if (out.size() == depth) break;
+      out.push_back(f);
+    }
+  }
+  return out;
+}
+
 std::vector<stack_frame> map_tracer::unwind(const hit_regs& r, bool in_frame) {
+  if (chain_) return unwind_captured(r, in_frame);
   // At the probe (before `push rbp`) and at a RET, [rsp] is the return address and rbp is
   // still the caller's frame pointer: walk the rbp chain from there. Frames lie in
   // ascending stack addresses, so the stack is read in windows of a couple of KiB: one

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "gomaptrace/bpf_probes.hpp"
 #include "gomaptrace/error.hpp"
 #include "gomaptrace/process.hpp"
 #include "gomaptrace/uprobe_counters.hpp"
@@ -72,6 +73,7 @@ int trace_session::pid() const {
 const trace_stats& trace_session::stats() const {
   static const trace_stats none;
   if (counters_) return count_stats_;
+  if (bpf_) return bpf_stats_;
   return tracer_ ? tracer_->stats() : none;
 }
 
@@ -95,6 +97,7 @@ void trace_session::plant() {
 }
 
 const run_outcome& trace_session::run(event_sink& sink, const stop_policy& on_stop) {
+  if (opts_.bpf) return run_bpf(sink, on_stop);
   if (!proc_) start();
   const std::uint64_t bias = bin_->elf().is_pie() ? proc_->load_bias(bin_->elf().entry()) : 0;
   process* p = proc_.get();
@@ -147,6 +150,12 @@ bool trace_session::end_at_exec(const stop_policy& on_stop) {
   outcome_.detached = true;
   outcome_.exec_image = ec ? "" : image.string();
   if (opts_.pid != 0) return true;
+  wait_untraced(on_stop);
+  return true;
+}
+
+// A launched program no longer traced: wait for its end, passing on signals aimed at us.
+void trace_session::wait_untraced(const stop_policy& on_stop) {
   for (;;) {
     run_result res = proc_->wait_detached();
     if (res.what == run_result::kind::stopped) {
@@ -162,7 +171,7 @@ bool trace_session::end_at_exec(const stop_policy& on_stop) {
     } else {
       outcome_.exit_status = res.status;
     }
-    return true;
+    return;
   }
 }
 

@@ -13,14 +13,6 @@ namespace gomaptrace {
 
 namespace {
 
-// Where an instruction at a link-time address lies in the file: uprobes are placed by file
-// offset, so the same offsets serve PIE and fixed-address binaries alike.
-std::optional<file_offset> offset_of(const elf_file& elf, file_addr a) {
-  const elf_section* s = elf.section_at(a);
-  if (!s || s->offset.value() == 0) return std::nullopt;
-  return file_offset(s->offset.value() + (a.value() - s->addr.value()));
-}
-
 // One counter per probed instruction per thread: a program with many threads needs many
 // descriptors, so take all the process may have.
 void raise_fd_limit() {
@@ -49,7 +41,7 @@ expected<void> trace_session::start_counting() {
     std::vector<file_addr> at = {probes[i].breakpoint};
     for (const inlined_site& c : probes[i].inlined_sites) at.push_back(c.body);
     for (file_addr a : at) {
-      auto off = offset_of(bin_->elf(), a);
+      auto off = bin_->elf().file_offset_of(a);
       if (!off) {
         return unexpected(
             fmt::format("{:#x} ({}) is not in the file", a.value(), probes[i].symbol));

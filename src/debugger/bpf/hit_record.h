@@ -1,0 +1,92 @@
+/* layer: debugger
+ * What the uprobe BPF program (probe.bpf.c) and bpf_probes.cpp share: the per-site
+ * instructions user space writes and the record each hit sends through the ring buffer.
+ * Plain C with fixed-size types so that clang -target bpf and g++ lay it out alike. */
+#ifndef GOMAPTRACE_BPF_HIT_RECORD_H
+#define GOMAPTRACE_BPF_HIT_RECORD_H
+
+#include <linux/types.h>
+
+/* Registers in the order the trace layer's hit_regs keeps them. */
+#define GMT_REGS 13
+/* Slots for them in a record: a power of two, so an index masked with 15 is in bounds for
+ * the verifier. */
+#define GMT_REG_SLOTS 16
+#define GMT_MAX_CAPTURES 4
+#define GMT_CAPTURE_BYTES 64 /* a map header, a Swiss table, a goroutine id */
+/* perf's default kernel.perf_event_max_stack. */
+#define GMT_MAX_FRAMES 127
+
+/* Entries of a directory of pointers followed (a Swiss map's tables). */
+#define GMT_MAX_DIR 1024
+#define GMT_DIR_ELEM_BYTES 2
+
+/* gmt_capture.base: a register index (0..GMT_REGS-1), or one of these. */
+#define GMT_BASE_SAVED 0xfe /* the pointer saved at this call's entry (GMT_LOAD) */
+#define GMT_BASE_NONE 0xff
+
+/* gmt_site.flags */
+#define GMT_SAVE 1u    /* keep register save_reg under (g, group) for the return sites */
+#define GMT_LOAD 2u    /* take (and forget) what the entry of (g, group) kept */
+#define GMT_RETADDR 4u /* [rsp] is the direct caller's return address: send it as frames[0] */
+/* Follow a directory: in the bytes of capture dir_cap, a pointer at dir_ptr_off to dir_len_off
+ * (a count) pointers; for each, GMT_DIR_ELEM_BYTES at pointer + elem_off. Such records carry
+ * the whole of gmt_hit, dir[] included. */
+#define GMT_DIR 8u
+
+struct gmt_capture {
+  __u8 base;
+  __u8 len; /* <= GMT_CAPTURE_BYTES */
+  __u16 pad;
+  __s32 offset;
+};
+
+struct gmt_site {
+  __u32 flags;
+  __u32 group;
+  __u8 save_reg;
+  __u8 pad;
+  __u16 frames; /* call-chain entries wanted from bpf_get_stack (its first is the PC) */
+  __u8 dir_cap;
+  __u8 pad2;
+  __u16 dir_ptr_off;
+  __u16 dir_len_off;
+  __u16 elem_off;
+  __u16 pad3;
+  struct gmt_capture cap[GMT_MAX_CAPTURES];
+};
+
+struct gmt_counts {
+  __u64 hits;    /* every execution of the site, recorded or not */
+  __u64 drops;   /* records the ring buffer had no room for */
+  __u64 prog_ns; /* time spent in the BPF program itself */
+};
+
+struct gmt_saved_key {
+  __u64 g; /* R14: the goroutine (g0 of the thread on a system stack) */
+  __u32 group;
+  __u32 pad;
+};
+
+struct gmt_hit {
+  __u32 site;
+  __u32 tid;
+  __u64 time_ns; /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+  __u64 regs[GMT_REG_SLOTS]; /* the first GMT_REGS used */
+  __u64 saved;
+  __u64 cap_addr[GMT_MAX_CAPTURES];
+  __u32 cap_len[GMT_MAX_CAPTURES]; /* 0: not read */
+  __u8 cap[GMT_MAX_CAPTURES][GMT_CAPTURE_BYTES];
+  __u32 flags;   /* the site's, as it was when the hit was recorded */
+  __u32 nframes; /* entries in frames[] after the first (from bpf_get_stack) */
+  __u32 ndir; /* GMT_DIR: directory entries read */
+  __u32 pad;
+  __u64 dir_addr;
+  /* frames[0]: [rsp] when GMT_RETADDR; frames[1..nframes]: bpf_get_stack's, PC first. */
+  __u64 frames[GMT_MAX_FRAMES + 1];
+  /* GMT_DIR records only (the others end after their frames). */
+  __u64 dir[GMT_MAX_DIR];
+  __u8 dir_elems[GMT_MAX_DIR][GMT_DIR_ELEM_BYTES];
+};
+
+#endif

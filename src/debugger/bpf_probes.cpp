@@ -1,0 +1,229 @@
+#include "gomaptrace/bpf_probes.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/core.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <mutex>
+
+#include "bpf/hit_record.h"
+#include "gmt_probe.skel.h"  // generated at build time by bpftool gen skeleton
+#include "gomaptrace/error.hpp"
+#include "gomaptrace/uprobe_counters.hpp"
+
+namespace gomaptrace {
+
+namespace {
+
+// libbpf explains its failures through a print callback; keep the last warning so the one
+// line we print says what the kernel or libbpf said, and nothing is printed behind our back.
+std::mutex libbpf_said_mutex;
+std::string libbpf_said;
+
+int keep_libbpf_message(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[512];
+  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+  std::string line(buf);
+  while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
+  std::lock_guard lock(libbpf_said_mutex);
+  if (!line.empty()) libbpf_said = line;
+  return n;
+}
+
+constexpr std::size_t ring_bytes = std::size_t{1} << 25;  // 32 MiB: ~30000 records of a burst
+
+[[noreturn]] void fail(const std::string& what, int err) {
+  const bool denied = err == EPERM || err == EACCES;
+  std::string detail;
+  {
+    std::lock_guard lock(libbpf_said_mutex);
+    detail = libbpf_said;
+  }
+  if (denied) {
+    throw fatal_error(exit_code::bpf_not_permitted,
+                      fmt::format("--bpf: {}: {}: BPF and uprobes need root or CAP_BPF and "
+                                  "CAP_PERFMON; run without --bpf to trace with ptrace",
+                                  what, std::strerror(err)));
+  }
+  throw fatal_error(exit_code::trace_failed,
+                    fmt::format("--bpf: {}: {}{}", what, std::strerror(err),
+                                detail.empty() ? "" : " (" + detail + ")"));
+}
+
+gmt_site to_record(const bpf_site& s) {
+  gmt_site r{};
+  if (s.save_reg) {
+    r.flags |= GMT_SAVE;
+    r.save_reg = static_cast<__u8>(*s.save_reg);
+  }
+  if (s.load_saved) r.flags |= GMT_LOAD;
+  if (s.return_address_at_rsp) r.flags |= GMT_RETADDR;
+  r.group = s.group;
+  if (s.dir && s.dir->capture < GMT_MAX_CAPTURES) {
+    r.flags |= GMT_DIR;
+    r.dir_cap = static_cast<__u8>(s.dir->capture);
+    r.dir_ptr_off = s.dir->ptr_offset;
+    r.dir_len_off = s.dir->len_offset;
+    r.elem_off = s.dir->elem_offset;
+  }
+  // bpf_get_stack's first entry is the PC itself: one more than the return addresses wanted.
+  r.frames = static_cast<__u16>(s.frames == 0 ? 0 : std::min(s.frames + 1, bpf_max_frames));
+  for (std::size_t i = 0; i < GMT_MAX_CAPTURES; ++i) {
+    r.cap[i].base = GMT_BASE_NONE;
+    if (i >= s.captures.size()) continue;
+    const bpf_capture& c = s.captures[i];
+    r.cap[i].base = c.base == bpf_capture::from::saved ? GMT_BASE_SAVED : static_cast<__u8>(c.reg);
+    r.cap[i].len = static_cast<__u8>(std::min<std::size_t>(c.len, GMT_CAPTURE_BYTES));
+    r.cap[i].offset = c.offset;
+  }
+  return r;
+}
+
+}  // namespace
+
+struct bpf_probes::impl {
+  gmt_probe* skel = nullptr;
+  std::vector<bpf_link*> links;
+  ring_buffer* ring = nullptr;
+  std::size_t sites = 0;
+  std::uint64_t records = 0;               // handed to the caller so far
+  std::vector<std::uint16_t> elem_offset;  // per site: of its directory's elements
+  const std::function<void(const bpf_hit&)>* on_hit = nullptr;
+  bpf_hit hit;  // reused: its vectors keep their capacity from record to record
+
+  ~impl() {
+    if (ring) ring_buffer__free(ring);
+    // Each uprobe's release waits for a grace period: let a grandchild pay for it.
+    std::vector<int> fds;
+    for (bpf_link* l : links) fds.push_back(bpf_link__fd(l));
+    release_in_background(fds);
+    for (bpf_link* l : links) bpf_link__destroy(l);
+    if (skel) gmt_probe__destroy(skel);
+  }
+
+  static int on_record(void* ctx, void* data, std::size_t size) {
+    auto* self = static_cast<impl*>(ctx);
+    constexpr std::size_t head = offsetof(gmt_hit, frames) + 8;
+    if (size < head) return 0;
+    const auto* r = static_cast<const gmt_hit*>(data);
+    bpf_hit& h = self->hit;
+    h.site = r->site;
+    h.tid = static_cast<pid_t>(r->tid);
+    h.time_ns = r->time_ns;
+    std::memcpy(h.regs.data(), r->regs, sizeof h.regs);
+    h.captured.clear();
+    for (std::size_t i = 0; i < GMT_MAX_CAPTURES; ++i) {
+      if (r->cap_len[i] == 0) continue;
+      h.captured.push_back(
+          {r->cap_addr[i], std::span(reinterpret_cast<const std::byte*>(r->cap[i]),
+                                     std::min<std::size_t>(r->cap_len[i], GMT_CAPTURE_BYTES))});
+    }
+    h.dir_elems.clear();
+    if ((r->flags & GMT_DIR) && size >= sizeof(gmt_hit) && r->ndir > 0 && r->ndir <= GMT_MAX_DIR) {
+      h.captured.push_back({r->dir_addr, std::as_bytes(std::span(r->dir, r->ndir))});
+      for (std::size_t i = 0; i < r->ndir; ++i) {
+        if (r->dir[i] == 0) continue;
+        h.dir_elems.emplace(r->dir[i] + self->elem_offset[r->site],
+                            std::as_bytes(std::span(r->dir_elems[i])));
+      }
+    }
+    h.chain.clear();
+    const std::size_t n = std::min<std::size_t>({r->nframes, GMT_MAX_FRAMES, (size - head) / 8});
+    // Kernels since 6.11 add [rsp] themselves when the uprobe sits on a function's `push rbp`
+    // (perf_callchain_user's is_uprobe_at_func_entry); older ones do not. The two cannot be
+    // confused otherwise: [rsp] returns after a call of the probed function, the chain's next
+    // entry after a call of its caller, and one direct call instruction has one target.
+    const bool kernel_added = n >= 2 && r->frames[2] == r->frames[0];
+    if ((r->flags & GMT_RETADDR) && !kernel_added) h.chain.push_back(r->frames[0]);
+    for (std::size_t i = 2; i <= n; ++i) h.chain.push_back(r->frames[i]);  // [1] is the PC
+    (*self->on_hit)(h);
+    return 0;
+  }
+};
+
+bpf_probes::bpf_probes(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+bpf_probes::~bpf_probes() = default;
+
+std::unique_ptr<bpf_probes> bpf_probes::attach(const std::filesystem::path& elf, pid_t pid,
+                                               const std::vector<bpf_site>& sites) {
+  libbpf_set_print(keep_libbpf_message);
+  auto p = std::make_unique<impl>();
+  p->sites = sites.size();
+  for (const bpf_site& s : sites) p->elem_offset.push_back(s.dir ? s.dir->elem_offset : 0);
+  p->skel = gmt_probe__open();
+  if (!p->skel) fail("cannot open the BPF program", errno);
+  const auto n = static_cast<__u32>(std::max<std::size_t>(sites.size(), 1));
+  if (bpf_map__set_max_entries(p->skel->maps.sites, n) ||
+      bpf_map__set_max_entries(p->skel->maps.counts, n) ||
+      bpf_map__set_max_entries(p->skel->maps.records, static_cast<__u32>(ring_bytes))) {
+    fail("cannot size the BPF maps", errno);
+  }
+  p->skel->rodata->wake_at = ring_bytes / 4;
+  if (int err = gmt_probe__load(p->skel); err) fail("cannot load the BPF program", -err);
+  for (std::size_t i = 0; i < sites.size(); ++i) {
+    const __u32 key = static_cast<__u32>(i);
+    const gmt_site rec = to_record(sites[i]);
+    if (bpf_map__update_elem(p->skel->maps.sites, &key, sizeof key, &rec, sizeof rec, BPF_ANY))
+      fail("cannot fill the BPF site table", errno);
+  }
+  const std::string path = elf.string();
+  for (std::size_t i = 0; i < sites.size(); ++i) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = i);
+    bpf_link* l = bpf_program__attach_uprobe_opts(p->skel->progs.gmt_hit, pid, path.c_str(),
+                                                  sites[i].offset.value(), &opts);
+    if (!l) {
+      fail(fmt::format("cannot attach a uprobe at {}+{:#x}", path, sites[i].offset.value()), errno);
+    }
+    p->links.push_back(l);
+  }
+  p->ring = ring_buffer__new(bpf_map__fd(p->skel->maps.records), impl::on_record, p.get(), nullptr);
+  if (!p->ring) fail("cannot open the BPF ring buffer", errno);
+  return std::unique_ptr<bpf_probes>(new bpf_probes(std::move(p)));
+}
+
+expected<std::size_t> bpf_probes::poll(int timeout_ms,
+                                       const std::function<void(const bpf_hit&)>& on_hit) {
+  impl_->on_hit = &on_hit;
+  // The program wakes us only when the buffer fills (probe.bpf.c): poll() alone would leave
+  // what came without a wakeup unread, so whatever is there is consumed after each wait.
+  int n = ring_buffer__poll(impl_->ring, timeout_ms);
+  if (n == -EINTR) n = 0;
+  int m = n < 0 ? 0 : ring_buffer__consume(impl_->ring);
+  impl_->on_hit = nullptr;
+  if (n < 0 || m < 0) {
+    return unexpected(
+        fmt::format("reading the BPF ring buffer: {}", std::strerror(n < 0 ? -n : -m)));
+  }
+  impl_->records += static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(m);
+  return static_cast<std::size_t>(n) + static_cast<std::size_t>(m);
+}
+
+std::uint64_t bpf_probes::records() const {
+  return impl_->records;
+}
+
+std::vector<bpf_site_counts> bpf_probes::counts() const {
+  std::vector<bpf_site_counts> out(impl_->sites);
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return out;
+  std::vector<gmt_counts> per_cpu(static_cast<std::size_t>(cpus));
+  for (std::size_t i = 0; i < impl_->sites; ++i) {
+    const __u32 key = static_cast<__u32>(i);
+    if (bpf_map__lookup_elem(impl_->skel->maps.counts, &key, sizeof key, per_cpu.data(),
+                             per_cpu.size() * sizeof(gmt_counts), 0)) {
+      continue;
+    }
+    for (const gmt_counts& c : per_cpu) {
+      out[i].hits += c.hits;
+      out[i].drops += c.drops;
+      out[i].prog_ns += c.prog_ns;
+    }
+  }
+  return out;
+}
+
+}  // namespace gomaptrace

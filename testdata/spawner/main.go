@@ -4,6 +4,9 @@
 //	spawner exec       replaces itself (execve) with "spawner child 4"
 //	spawner fork       a raw fork(2) without exec: the child fills a pre-sized map and exits 5
 //	spawner child N    7 maps of 3 entries each, then exit status N
+//	spawner run-go PROG ARGS...     os/exec of another program, map work before and after
+//	spawner exec-go PROG ARGS...    replaces itself (syscall.Exec) with another program
+//	spawner fork-exec PROG ARGS...  a raw fork(2) whose child execve()s another program
 //
 // Every line it prints is fixed, so a traced run's output can be compared with an untraced
 // one byte for byte.
@@ -17,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"syscall"
+	"unsafe"
 )
 
 var keep []map[int]int
@@ -81,6 +85,42 @@ func rawFork() {
 	fmt.Printf("fork child_exit=%d child_signal=%d\n", ws.ExitStatus(), int(ws.Signal()))
 }
 
+// fork(2) then execve in the child, as a C program or a shell does (no vfork, no CLONE_VM):
+// the child starts as a copy of this program and becomes PROG. Everything the child needs is
+// built before the fork; the child makes only raw system calls.
+func forkExec(argv []string) {
+	path, err := syscall.BytePtrFromString(argv[0])
+	if err != nil {
+		panic(err)
+	}
+	args, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		panic(err)
+	}
+	env, err := syscall.SlicePtrFromStrings(os.Environ())
+	if err != nil {
+		panic(err)
+	}
+	runtime.LockOSThread()
+	pid, _, errno := syscall.RawSyscall(syscall.SYS_FORK, 0, 0, 0)
+	if errno != 0 {
+		fmt.Println("fork failed:", errno)
+		os.Exit(1)
+	}
+	if pid == 0 {
+		syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(path)),
+			uintptr(unsafe.Pointer(&args[0])), uintptr(unsafe.Pointer(&env[0])))
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 7, 0, 0)
+	}
+	runtime.UnlockOSThread()
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(int(pid), &ws, 0, nil); err != nil {
+		fmt.Println("wait failed:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("fork-exec child_exit=%d\n", ws.ExitStatus())
+}
+
 func main() {
 	mode := "run"
 	if len(os.Args) > 1 {
@@ -111,8 +151,26 @@ func main() {
 		rawFork()
 		maps(5)
 		fmt.Printf("parent maps=%d\n", len(keep))
+	case "run-go":
+		maps(5)
+		cmd := exec.Command(os.Args[2], os.Args[3:]...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		c := status(cmd.Run())
+		maps(5)
+		fmt.Printf("parent maps=%d child_exit=%d\n", len(keep), c)
+	case "exec-go":
+		maps(5)
+		fmt.Println("exec now")
+		err := syscall.Exec(os.Args[2], os.Args[2:], os.Environ())
+		fmt.Println("exec failed:", err)
+		os.Exit(1)
+	case "fork-exec":
+		maps(5)
+		forkExec(os.Args[2:])
+		maps(5)
+		fmt.Printf("parent maps=%d\n", len(keep))
 	default:
-		fmt.Fprintln(os.Stderr, "usage: spawner [run|exec|fork|child N]")
+		fmt.Fprintln(os.Stderr, "usage: spawner [run|exec|fork|child N|run-go|exec-go|fork-exec PROG ARGS...]")
 		os.Exit(2)
 	}
 }

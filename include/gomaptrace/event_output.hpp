@@ -11,14 +11,17 @@ namespace gomaptrace {
 
 class text_event_output : public event_sink {
  public:
-  explicit text_event_output(std::ostream& out) : out_(out) {}
+  // show_pid: each event says its process too (-f traces several).
+  explicit text_event_output(std::ostream& out, bool show_pid = false)
+      : out_(out), show_pid_(show_pid) {}
   void on_event(const map_event& e) override;
 
  private:
   std::ostream& out_;
+  bool show_pid_;
 };
 
-// One JSON object per line: event, func, time_ns, tid, goid, map, type, fields, stack, and
+// One JSON object per line: event, func, time_ns, pid, tid, goid, map, type, fields, stack, and
 // when known hint, arg, before, table, duration_ns.
 class json_event_output : public event_sink {
  public:

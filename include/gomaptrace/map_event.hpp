@@ -42,6 +42,7 @@ struct map_event {
                       // grow_to_small, grow_to_table, rehash, table_grow, split, install_split
   std::string func;   // the runtime symbol that was hit, as in the binary
   std::uint64_t time_ns = 0;  // since the trace started
+  pid_t pid = 0;  // the process (-f traces several)
   pid_t tid = 0;
   std::optional<std::int64_t> goid;  // nullopt when R14 did not hold a readable g
   bool system_stack = false;         // goid 0: running on g0

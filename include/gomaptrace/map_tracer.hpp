@@ -29,6 +29,7 @@ struct hit_regs {
 };
 
 struct hit_context {
+  pid_t pid = 0;  // the process (-f traces several)
   pid_t tid = 0;
   std::uint64_t time_ns = 0;  // since the trace started
   hit_regs regs;

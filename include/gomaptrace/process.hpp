@@ -61,6 +61,8 @@ struct run_result {
     exec,      // the program replaced its image (execve): every breakpoint is gone with the old
                // one; it waits at the exec. detach() (then wait_detached() when launched), or
                // prepare_after_exec() and add breakpoints for the new image, then run() again
+    other_process,  // -f only (share_statuses): a status of another process, or a process
+                    // this one started, waits in the status_exchange for process_tree
   };
   kind what = kind::exited;
   int status = 0;
@@ -86,6 +88,19 @@ struct released_child {
   how via = how::fork;
 };
 const char* to_string(released_child::how h);
+
+// -f: several traced processes share one waitpid(-1). Whatever one of them reads that is not
+// its own goes here, for process_tree to hand to its owner; new processes wait here for their
+// process object (process::adopt).
+struct status_exchange {
+  std::vector<std::pair<pid_t, int>> foreign;  // (tid, raw wait status) read by another
+  std::map<pid_t, int> newborn;  // first stops of new processes not yet announced or adopted
+  struct birth {
+    pid_t parent = 0;
+    released_child child;
+  };
+  std::vector<birth> born;  // announced by their parent's fork/vfork/clone event
+};
 
 class process {
  public:
@@ -162,6 +177,28 @@ class process {
   // Children released since the last call (one notice each is the caller's to give).
   std::vector<released_child> take_released_children() { return std::exchange(released_, {}); }
 
+  // -f: statuses of other processes and the processes this one starts go to `shared` (run()
+  // then returns `other_process`) instead of being handled or released here.
+  void share_statuses(std::shared_ptr<status_exchange> shared) { shared_ = std::move(shared); }
+  // A process `parent` started (announced in status_exchange::born), seized at birth: held
+  // at its first stop with a copy of the parent's breakpoints (same ids; a fork child's code
+  // is a copy of the parent's, int3s and slot pages included; a vfork child's is the
+  // parent's own, so nothing is ever written there until it execs). nullptr if it is gone.
+  static std::unique_ptr<process> adopt(process& parent, pid_t child, released_child::how via);
+  bool owns(pid_t tid) const { return threads_.count(tid) != 0; }
+  bool has_pending() const { return !pending_.empty(); }
+  // A status of one of this process's threads that another process's waitpid read.
+  void deliver(pid_t tid, int raw) { pending_.emplace_back(tid, raw); }
+  bool detached() const { return detached_; }
+  bool shares_memory() const { return shares_memory_; }
+  // Resumes every thread stopped by a stop request (run() does it too).
+  void resume_threads();
+  // Stops every thread as a stop request does; the run result if the program ended meanwhile.
+  std::optional<run_result> halt(const hit_handler& on_hit);
+  // After detach() of a launched program: its exit status, read by another process's
+  // waitpid(-1). True when `raw` was that.
+  bool take_exit_status(pid_t tid, int raw);
+
   // Async-signal-safe: a SIGINT/SIGTERM handler calls this. The run loop checks the flag
   // before every waitpid; a handler installed WITHOUT SA_RESTART makes a blocked waitpid
   // return EINTR so the loop sees it at once. (A signal landing between the check and the
@@ -224,12 +261,16 @@ class process {
   void release_child(pid_t child, released_child::how via);
   void on_new_process(pid_t child, released_child::how via);
   void set_finished(const run_result& r);
+  bool take_first_stop(pid_t child);
+  bool to_exchange(pid_t tid, int raw, bool is_stop);
 
   pid_t pid_ = -1;
   bool attached_ = false;
   bool finished_ = false;
   bool detached_ = false;
-  bool exec_seen_ = false;  // on_wait saw PTRACE_EVENT_EXEC: run() returns `exec`
+  bool exec_seen_ = false;      // on_wait saw PTRACE_EVENT_EXEC: run() returns `exec`
+  bool shares_memory_ = false;  // a vfork (CLONE_VM) child before its exec: the code is not ours
+  std::shared_ptr<status_exchange> shared_;  // -f
   run_result final_{};
   std::uint64_t auxv_entry_ = 0;
   unique_fd mem_fd_;

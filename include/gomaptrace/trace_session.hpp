@@ -23,9 +23,24 @@
 namespace gomaptrace {
 
 class process;  // debugger layer; kept out of this header so outputs can read run_outcome
+class process_tree;
+struct run_result;
 class uprobe_counters;
 class bpf_probes;
 struct bpf_hit;
+
+// One image one process ran while traced: the launched program, each process it started
+// (-f), and each image a process exec'd into (same pid, another binary) are one each.
+struct process_figures {
+  int pid = 0;
+  std::string binary;
+  std::string go_version;
+  std::string map_impl;
+  std::string end;                 // "exited", "killed", "exec", "detached"
+  std::optional<int> exit_status;  // exited: its status, or 128+signal when killed
+  std::optional<int> signal;
+  trace_stats stats;
+};
 
 struct run_outcome {
   std::string binary;
@@ -45,6 +60,7 @@ struct run_outcome {
   std::string backend_note;        // what the backend says of its own cost (--bpf)
   std::string exec_image;          // the image the program exec'd into (then detached)
   std::vector<expectation_result> expectations;  // --expect, in the order given
+  std::vector<process_figures> processes;        // every image traced, in the order they began
 };
 
 struct session_options {
@@ -62,6 +78,8 @@ struct session_options {
   std::vector<int> forwarded_signals;
   // One line each, as they happen: a child process released, an exec'd image detached from.
   std::function<void(const std::string&)> notify;
+  // -f: trace every Go program the program starts (fork, os/exec, exec) too.
+  bool follow = false;
 };
 
 // What to do when the run loop stopped because process::request_stop() was called (a signal
@@ -86,14 +104,17 @@ class trace_session {
   trace_session(const trace_session&) = delete;
   trace_session& operator=(const trace_session&) = delete;
 
-  const go_binary& binary() const { return *bin_; }
+  const go_binary& binary() const { return *bin_; }  // the program's (the first image)
   // Launches or attaches; throws fatal_error. After it, pid() names the program.
   void start();
   [[nodiscard]] int pid() const;
   // Plants the probes and runs the program to its end or to a detach, handing events to
   // `sink`. Errors decoding single hits are counted into the outcome's warnings.
   const run_outcome& run(event_sink& sink, const stop_policy& on_stop);
+  // Totals over every image traced (run_outcome::processes has each one's own).
   const trace_stats& stats() const;
+  // The counting metrics over every image traced, each symbol classified by its own binary.
+  [[nodiscard]] run_counts counts() const;
   const run_outcome& outcome() const { return outcome_; }
 
   // --count, instead of run(): the kernel counts every probe's entry (and each inlined copy
@@ -105,21 +126,37 @@ class trace_session {
   const run_outcome& run_counting(const stop_policy& on_stop);
 
  private:
-  void plant();
+  struct image;  // one traced image: its binary, tracer and hit handler
+  image& trace_image(process& p, std::shared_ptr<const go_binary> bin, const image* parent);
+  void plant(image& im);
+  void close_image(process& p, const std::string& end, const run_result* r);
+  void drop_if_silent(const image* im, bool at_exec);
   void tell(const std::string& line);
   void tell_released_children();
-  bool end_at_exec(const stop_policy& on_stop);
+  void on_born(process& child, process& parent, int via);
+  void on_exec(process& p);
+  void on_ended(process& p, const run_result& r);
+  bool on_stop_request(const stop_policy& on_stop);
   void loop(const stop_policy& on_stop);
   void wait_untraced(const stop_policy& on_stop);
   const run_outcome& run_bpf(event_sink& sink, const stop_policy& on_stop);
   void on_bpf_hit(const bpf_hit& h);
   void finish_bpf_stats();
+  void total_up();
 
   session_options opts_;
-  std::unique_ptr<go_binary> bin_;
-  std::unique_ptr<process> proc_;
-  std::unique_ptr<map_tracer> tracer_;
+  std::shared_ptr<go_binary> bin_;
+  std::unique_ptr<process> proc_;  // after start(), until run() hands it to tree_
+  process* root_ = nullptr;
+  std::unique_ptr<process_tree> tree_;
+  event_sink* sink_ = nullptr;
+  std::vector<std::unique_ptr<image>> images_;
+  std::unordered_map<const process*, image*> image_of_;  // the current image of each process
+  trace_stats totals_;
+  std::uint64_t handler_errors_ = 0;
+  std::string first_handler_error_;
   std::unique_ptr<uprobe_counters> counters_;
+  std::unique_ptr<map_tracer> tracer_;  // --bpf's
   std::unique_ptr<bpf_probes> bpf_;
   const bpf_hit* bpf_current_ = nullptr;  // the record being decoded (consumer thread)
   std::uint64_t bpf_late_reads_ = 0;      // reads not captured at the hit: made afterwards
@@ -128,7 +165,6 @@ class trace_session {
   trace_stats bpf_stats_;
   std::vector<std::size_t> probe_of_counter_;  // counter index -> index into probes()
   trace_stats count_stats_;
-  std::unordered_map<std::uint64_t, std::size_t> request_of_site_;  // debugger site -> request
   std::uint64_t start_ns_ = 0;
   run_outcome outcome_;
 };

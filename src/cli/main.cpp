@@ -283,6 +283,7 @@ int run_trace(const trace_options& o) {
   so.program = attach ? exe_of(so.pid) : resolve_program(o.command.at(0));
   so.command = o.command;
   so.forwarded_signals = stop_signals;
+  so.follow = o.follow;
   // On stderr whatever -o and --json say: a plain line would break a JSON event stream.
   so.notify = [](const std::string& line) {
     stderr_lines() << "gomaptrace: " << line << '\n';
@@ -309,7 +310,7 @@ int run_trace(const trace_options& o) {
   ignore_sigpipe();
   const bool counting = o.count != gt::cli::count_mode::off && start_counting(session, o);
 
-  gt::text_event_output text(out);
+  gt::text_event_output text(out, o.follow);
   gt::json_event_output jsonl(out);
   gt::chrome_trace_output chrome(session.pid());
   gt::tee_sink sinks;
@@ -319,7 +320,7 @@ int run_trace(const trace_options& o) {
   gt::run_outcome outcome =
       counting ? session.run_counting(on_stop_request) : session.run(sinks, on_stop_request);
   const gt::trace_stats& stats = session.stats();
-  gt::run_counts counts = gt::counts_from_hits(session.binary(), stats.hits);
+  gt::run_counts counts = session.counts();
   counts.maps = stats.maps_created;  // as the summary says them
   counts.grows = stats.grows;
   outcome.expectations = checker.results(counts);

@@ -59,6 +59,7 @@ void define(CLI::App& app, trace_options& o, raw_options& raw) {
   app.add_option("--max-grows", raw.max_grows);
   app.add_flag("--count{preferred}", raw.count);
   app.add_flag("--bpf", o.bpf);
+  app.add_flag("-f,--follow", o.follow);
 }
 
 // Only --json means something to inspect: `gomaptrace --json inspect BIN` is inspect.
@@ -118,6 +119,12 @@ void check_and_convert(trace_options& o, const raw_options& raw) {
   if (o.count != count_mode::off) refuse_what_count_cannot_see(o);
   if (o.bpf && o.count != count_mode::off)
     usage("--bpf and --count: choose one (--bpf counts every hit exactly too)");
+  // The kernel's counters are opened per thread of the one program; a child's would need
+  // the same treatment at its birth, which --count does not do.
+  if (o.count != count_mode::off && o.follow)
+    usage("--count counts the program alone: -f cannot be used with it");
+  // The BPF program's uprobes are filtered to the program's pid.
+  if (o.bpf && o.follow) usage("--bpf traces the program alone: -f cannot be used with it");
 }
 
 }  // namespace
@@ -233,6 +240,12 @@ std::string help_text() {
       "  --filter REGEX         print only events whose call chain has a matching function\n"
       "                         (RE2 syntax, e.g. '^main\\.'); counts still cover everything\n"
       "  FILE may be - (standard output); %p becomes gomaptrace's pid, %b PROG's file name.\n"
+      "\n"
+      "Processes:\n"
+      "  -f, --follow           also trace the Go programs it starts (fork, os/exec, exec),\n"
+      "                         each with its own breakpoints; events say their pid, the\n"
+      "                         summary has each process and the total. Without -f they\n"
+      "                         run untraced (one line each)\n"
       "\n"
       "Checks, for CI (status 111 when one fails and the program itself succeeded):\n"
       "  --expect EXPR          an assertion about the run; repeatable\n"

@@ -29,6 +29,7 @@ struct trace_options {
   std::vector<expectation> expectations;  // --expect, and --max-grows N as grows <= N
   count_mode count = count_mode::off;
   bool bpf = false;  // --bpf: uprobes and a BPF program instead of breakpoint stops
+  bool follow = false;  // -f: trace the Go programs it starts too
 };
 
 struct command_line {

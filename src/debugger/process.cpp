@@ -210,6 +210,10 @@ void process::release_child(pid_t child, released_child::how via) {
 // The parent's fork/vfork/clone event names the child: its first stop may have come already
 // (newborn_), or is on its way.
 void process::on_new_process(pid_t child, released_child::how via) {
+  if (shared_) {  // -f: process_tree adopts it
+    shared_->born.push_back({pid_, {child, via}});
+    return;
+  }
   if (auto it = newborn_.find(child); it != newborn_.end()) {
     newborn_.erase(it);
   } else {
@@ -222,6 +226,74 @@ void process::on_new_process(pid_t child, released_child::how via) {
     if (!wait_status::decode(raw).is_stop()) return;  // killed before its first stop
   }
   release_child(child, via);
+}
+
+// -f: a status that is not this process's own goes to the exchange. Ours: a thread we know,
+// or a new one of our thread group (its first stop before its parent's clone event).
+bool process::to_exchange(pid_t tid, int raw, bool is_stop) {
+  if (!shared_ || tid == pid_ || threads_.count(tid)) return false;
+  if (is_stop && is_our_thread(tid)) return false;
+  shared_->foreign.emplace_back(tid, raw);
+  return true;
+}
+
+// A new process's first stop: already read by someone's waitpid(-1) (the exchange), or on
+// its way. False when it died first.
+bool process::take_first_stop(pid_t child) {
+  int raw = 0;
+  if (auto it = shared_->newborn.find(child); it != shared_->newborn.end()) {
+    raw = it->second;
+    shared_->newborn.erase(it);
+  } else {
+    for (;;) {
+      if (::waitpid(child, &raw, __WALL) == child) break;
+      if (errno != EINTR) return false;
+    }
+  }
+  return wait_status::decode(raw).is_stop();
+}
+
+std::unique_ptr<process> process::adopt(process& parent, pid_t child, released_child::how via) {
+  std::unique_ptr<process> p(new process(child, parent.attached_));
+  p->shared_ = parent.shared_;
+  if (!p->take_first_stop(child)) {
+    p->finished_ = true;
+    return nullptr;
+  }
+  p->shares_memory_ = via == released_child::how::vfork || parent.shares_memory_;
+  p->sites_ = parent.sites_;  // same ids, int3s and slots at the same addresses
+  p->auxv_entry_ = parent.auxv_entry_;
+  p->recorded_signals_ = parent.recorded_signals_;
+  p->open_memory();
+  p->add_thread(child).stopped = true;  // its first stop is not a signal to deliver
+  return p;
+}
+
+void process::resume_threads() {
+  if (finished_ || detached_) return;
+  for (auto& [tid, th] : threads_) resume(th);
+}
+
+std::optional<run_result> process::halt(const hit_handler& on_hit) {
+  if (finished_) return final_;
+  if (detached_) return std::nullopt;
+  stop_all(&on_hit);
+  if (finished_) return final_;
+  return std::nullopt;
+}
+
+bool process::take_exit_status(pid_t tid, int raw) {
+  const auto st = wait_status::decode(raw);
+  if (!detached_ || attached_ || finished_ || tid != pid_ || st.is_stop()) return false;
+  run_result r;
+  r.what =
+      st.what == wait_status::kind::exited ? run_result::kind::exited : run_result::kind::signaled;
+  r.status = st.code;
+  r.signal = st.signal;
+  r.core_dumped = st.core_dumped;
+  finished_ = true;
+  final_ = r;
+  return true;
 }
 
 void process::set_finished(const run_result& r) {
@@ -605,6 +677,7 @@ expected<virt_addr> process::allocate_slot(virt_addr near, std::size_t size) {
 expected<std::uint64_t> process::add_breakpoint(virt_addr addr) {
   if (finished_) return unexpected("the program has exited");
   if (const site* s = sites_.at(addr)) return s->id;
+  if (shares_memory_) return unexpected("the code is its parent's until it execs");
   for (auto& [tid, th] : threads_)
     if (!th.stopped && !th.gone)
       return unexpected("breakpoints can only be added while the program is stopped");
@@ -774,6 +847,7 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
                                            bool resume_after) {
   const auto st = wait_status::decode(raw);
   using k = wait_status::kind;
+  if (to_exchange(tid, raw, st.is_stop())) return std::nullopt;
   if (!st.is_stop()) {
     threads_.erase(tid);
     if (tid != pid_) return std::nullopt;
@@ -821,6 +895,7 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
         // A new image: our int3s and slots are gone with the old one; so are the other
         // threads (the kernel reaps them without further reports).
         sites_.clear();
+        shares_memory_ = false;
         for (auto it = threads_.begin(); it != threads_.end();)
           it = it->first == tid ? std::next(it) : threads_.erase(it);
         open_memory();
@@ -899,6 +974,12 @@ run_result process::run(const hit_handler& on_hit_cb) {
   g_kick_tid.store(pid_, std::memory_order_relaxed);
   for (;;) {
     if (auto r = drain_pending(&on_hit_cb, true)) return *r;
+    // -f: the owner of what this waitpid(-1) read, or a new process, must not wait for us.
+    if (shared_ && (!shared_->foreign.empty() || !shared_->born.empty())) {
+      run_result r;
+      r.what = run_result::kind::other_process;
+      return r;
+    }
     // From here to the end of waitpid a stop request kicks a thread (see g_waiting).
     g_waiting.store(1, std::memory_order_seq_cst);
     if (stop_requested()) {
@@ -1019,7 +1100,21 @@ void process::detach() {
     wait_for(tid, &raw);
     if (on_wait(tid, raw, nullptr, false) || finished_) return;
   }
-  if (mem_fd_) (void)sites_.restore_originals(mem_fd_.get());
+  // -f: processes this one started that nobody adopted yet are let go like without -f,
+  // while the breakpoints their copies hold are still known here.
+  if (shared_) {
+    auto& born = shared_->born;
+    for (auto it = born.begin(); it != born.end();) {
+      if (it->parent != pid_) {
+        ++it;
+        continue;
+      }
+      if (take_first_stop(it->child.pid)) release_child(it->child.pid, it->child.via);
+      it = born.erase(it);
+    }
+  }
+  // A vfork child's code is its parent's: the int3s there stay the parent's.
+  if (mem_fd_ && !shares_memory_) (void)sites_.restore_originals(mem_fd_.get());
   // New processes whose parent's fork event never came: let them go too, their copy of the
   // code cleaned (a vfork child's is ours, whose original bytes are already back).
   for (auto& [child, raw] : newborn_) release_child(child, released_child::how::fork);
@@ -1035,8 +1130,8 @@ void process::detach() {
     if (th.resume_sig && changed) infos[tid] = info;
   }
   (void)drain_pending(nullptr, false);
-  // Unmap the slot pages: no thread is inside one any more.
-  if (thread_state* runner = syscall_runner())
+  // Unmap the slot pages: no thread is inside one any more (a vfork child's are its parent's).
+  if (thread_state* runner = shares_memory_ ? nullptr : syscall_runner())
     for (const ool_page& pg : sites_.pages())
       (void)inject_syscall(*runner, SYS_munmap, {pg.base().value(), pg.size()});
   sites_.clear();

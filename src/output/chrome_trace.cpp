@@ -16,7 +16,7 @@ void chrome_trace_output::on_event(const map_event& e) {
   }
   json ev = {{"name", fmt::format("{} {}", e.event, e.type.value_or("map[?]"))},
              {"cat", e.event},
-             {"pid", pid_},
+             {"pid", e.pid ? e.pid : pid_},  // -f: one process per traced process
              // Goroutines are the lanes people reason about; g0 work goes on the thread's lane.
              {"tid", e.goid && *e.goid > 0 ? *e.goid : -static_cast<std::int64_t>(e.tid)},
              {"ts", e.time_ns / 1000.0},

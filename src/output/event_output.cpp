@@ -52,8 +52,10 @@ void text_event_output::on_event(const map_event& e) {
   std::string g = !e.goid          ? "g=?"
                   : e.system_stack ? "g0(system stack)"
                                    : fmt::format("g={}", *e.goid);
-  out_ << fmt::format("{:>10.3f}ms {:<14} {:<24} {:#x} tid={} {}", e.time_ns / 1e6, e.event,
-                      e.type.value_or("map[?]"), e.map, e.tid, g);
+  const std::string thread =
+      show_pid_ ? fmt::format("pid={} tid={}", e.pid, e.tid) : fmt::format("tid={}", e.tid);
+  out_ << fmt::format("{:>10.3f}ms {:<14} {:<24} {:#x} {} {}", e.time_ns / 1e6, e.event,
+                      e.type.value_or("map[?]"), e.map, thread, g);
   if (e.duration_ns) out_ << " took " << format_duration(*e.duration_ns);
   out_ << '\n';
   std::string detail;
@@ -82,6 +84,7 @@ void json_event_output::on_event(const map_event& e) {
   j["event"] = e.event;
   j["func"] = e.func;
   j["time_ns"] = e.time_ns;
+  j["pid"] = e.pid;
   j["tid"] = e.tid;
   j["goid"] = e.goid ? json(*e.goid) : json(nullptr);
   if (e.system_stack) j["system_stack"] = true;

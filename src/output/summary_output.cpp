@@ -38,6 +38,41 @@ std::vector<const site_stats*> sites_by_maps(const trace_stats& s) {
   });
   return v;
 }
+
+std::string ending(const process_figures& p) {
+  if (p.end == "killed" && p.signal) return fmt::format("killed by signal {}", *p.signal);
+  if (p.end == "exited" && p.exit_status)
+    return fmt::format("exited with status {}", *p.exit_status);
+  if (p.end == "exec") return "exec'd";
+  return p.end;
+}
+
+// Each traced image's own figures (the top-level ones are their sums).
+nlohmann::json processes_json(const std::vector<process_figures>& procs) {
+  using nlohmann::json;
+  json out = json::array();
+  for (const process_figures& p : procs) {
+    json j = {{"pid", p.pid},
+              {"binary", p.binary},
+              {"go_version", p.go_version},
+              {"map_impl", p.map_impl},
+              {"end", p.end},
+              {"maps_created", p.stats.maps_created},
+              {"grows", p.stats.grows},
+              {"inserts", p.stats.inserts},
+              {"events", p.stats.events},
+              {"unmatched_returns", p.stats.unmatched_returns},
+              {"read_errors", p.stats.read_errors}};
+    j["exit_status"] = p.exit_status ? json(*p.exit_status) : json(nullptr);
+    j["signal"] = p.signal ? json(*p.signal) : json(nullptr);
+    j["hits"] = json::object();
+    for (const auto& [sym, n] : p.stats.hits) j["hits"][sym] = n;
+    j["inlined_hits"] = json::object();
+    for (const auto& [sym, n] : p.stats.inlined_hits) j["inlined_hits"][sym] = n;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
 }  // namespace
 
 nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
@@ -86,6 +121,7 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
   }
   j["sites"] = std::move(sites);
   j["expectations"] = expectations_json(run.expectations);
+  j["processes"] = processes_json(run.processes);
   return j;
 }
 
@@ -98,10 +134,20 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
   } else if (run.exit_status) {
     how = fmt::format("program exited with status {}", *run.exit_status);
   }
-  out << fmt::format(
-      "\ngomaptrace: {} ({} maps), {} maps created, {} grows, {} inserts in {}; {}\n",
-      run.go_version, run.map_impl, stats.maps_created, stats.grows, stats.inserts,
-      format_duration(run.duration_ns), how);
+  const std::string what = run.processes.size() > 1
+                               ? fmt::format("{} processes", run.processes.size())
+                               : fmt::format("{} ({} maps)", run.go_version, run.map_impl);
+  out << fmt::format("\ngomaptrace: {}, {} maps created, {} grows, {} inserts in {}; {}\n", what,
+                     stats.maps_created, stats.grows, stats.inserts,
+                     format_duration(run.duration_ns), how);
+  if (run.processes.size() > 1) {
+    for (const process_figures& p : run.processes) {
+      out << fmt::format(
+          "  process {} {} ({}, {} maps): {} maps created, {} grows, {} inserts; {}\n", p.pid,
+          p.binary, p.go_version, p.map_impl, p.stats.maps_created, p.stats.grows, p.stats.inserts,
+          ending(p));
+    }
+  }
   if (!stats.sites.empty()) {
     out << fmt::format("  {:<34} {:>6} {:>6} {:>8} {:>11} {:>9} {:>9}  {}\n", "creation site",
                        "maps", "grows", "inserts", "hint", "init p50", "init max", "types");

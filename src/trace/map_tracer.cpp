@@ -347,6 +347,7 @@ map_event map_tracer::base_event(const resolved_probe& p, const hit_context& ctx
   e.event = std::string(p.spec->event);
   e.func = p.symbol;
   e.time_ns = ctx.time_ns;
+  e.pid = ctx.pid;
   e.tid = ctx.tid;
   e.goid = g;
   e.system_stack = g && *g == 0;

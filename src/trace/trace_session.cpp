@@ -8,6 +8,7 @@
 #include "gomaptrace/bpf_probes.hpp"
 #include "gomaptrace/error.hpp"
 #include "gomaptrace/process.hpp"
+#include "gomaptrace/process_tree.hpp"
 #include "gomaptrace/uprobe_counters.hpp"
 
 namespace gomaptrace {
@@ -39,7 +40,7 @@ std::vector<std::string> inlining_warnings(const go_binary& bin) {
 }  // namespace
 
 trace_session::trace_session(session_options opts) : opts_(std::move(opts)) {
-  bin_ = go_binary::open(opts_.program);
+  bin_ = std::shared_ptr<go_binary>(go_binary::open(opts_.program).release());
   std::string why;
   if (!bin_->traceable(&why)) throw fatal_error(exit_code::unsupported_go, why);
   if (opts_.need_grows && !map_tracer::can_count_grows(*bin_)) {
@@ -54,6 +55,18 @@ trace_session::trace_session(session_options opts) : opts_(std::move(opts)) {
   outcome_.warnings = inlining_warnings(*bin_);
 }
 
+struct trace_session::image {
+  process* proc = nullptr;
+  std::shared_ptr<const go_binary> bin;
+  std::unique_ptr<map_tracer> tracer;
+  std::unordered_map<std::uint64_t, std::size_t> request_of_site;  // debugger site -> request
+  hit_handler handler;
+  process_figures figures;
+  bool open = true;
+  bool inherited = false;  // a child's image before its exec: its parent's program
+  bool vfork = false;      // ... in its parent's memory
+};
+
 trace_session::~trace_session() = default;
 
 void trace_session::start() {
@@ -62,67 +75,142 @@ void trace_session::start() {
   } else {
     proc_ = process::launch(opts_.program, opts_.command);
   }
+  root_ = proc_.get();
   outcome_.pid = proc_->pid();
   proc_->record_signal_senders(opts_.forwarded_signals);
 }
 
 int trace_session::pid() const {
-  return proc_ ? proc_->pid() : 0;
+  return root_ ? root_->pid() : 0;
 }
 
 const trace_stats& trace_session::stats() const {
-  static const trace_stats none;
   if (counters_) return count_stats_;
   if (bpf_) return bpf_stats_;
-  return tracer_ ? tracer_->stats() : none;
+  return totals_;
 }
 
-void trace_session::plant() {
+run_counts trace_session::counts() const {
+  if (counters_ || images_.empty()) return counts_from_hits(*bin_, stats().hits);
+  run_counts total;
+  for (const auto& im : images_) {
+    const trace_stats& s = im->open ? im->tracer->stats() : im->figures.stats;
+    const run_counts c = counts_from_hits(*im->bin, s.hits);
+    total.maps += c.maps;
+    total.grows += c.grows;
+    total.inserts += c.inserts;
+    total.evacuations += c.evacuations;
+    for (const auto& [sym, n] : c.hits) total.hits[sym] += n;
+  }
+  return total;
+}
+
+void trace_session::plant(image& im) {
   // Breakpoint site ids from the debugger map back to the tracer's requests.
-  const auto& reqs = tracer_->breakpoints();
+  const auto& reqs = im.tracer->breakpoints();
+  const std::string& path = im.figures.binary;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
-    auto id = proc_->add_breakpoint(reqs[i].addr);
+    auto id = im.proc->add_breakpoint(reqs[i].addr);
     if (!id) {
       throw fatal_error(
           exit_code::trace_failed,
-          fmt::format("{}: cannot plant a breakpoint at {:#x} ({}): {}", opts_.program.string(),
-                      reqs[i].addr.value(), bin_->probes()[reqs[i].probe].symbol, id.error()));
+          fmt::format("{}: cannot plant a breakpoint at {:#x} ({}): {}", path, reqs[i].addr.value(),
+                      im.bin->probes()[reqs[i].probe].symbol, id.error()));
     }
-    if (!request_of_site_.emplace(*id, i).second) {
-      throw fatal_error(exit_code::trace_failed,
-                        fmt::format("{}: two probes share the address {:#x}",
-                                    opts_.program.string(), reqs[i].addr.value()));
+    if (!im.request_of_site.emplace(*id, i).second) {
+      throw fatal_error(
+          exit_code::trace_failed,
+          fmt::format("{}: two probes share the address {:#x}", path, reqs[i].addr.value()));
     }
   }
 }
 
-const run_outcome& trace_session::run(event_sink& sink, const stop_policy& on_stop) {
-  if (opts_.bpf) return run_bpf(sink, on_stop);
-  if (!proc_) start();
-  const std::uint64_t bias = bin_->elf().is_pie() ? proc_->load_bias(bin_->elf().entry()) : 0;
-  process* p = proc_.get();
-  memory_reader reader = [p](std::uint64_t addr,
-                             std::size_t len) -> expected<std::vector<std::byte>> {
+// A tracer for what process `p` runs now. With `parent`, p is a fork or vfork child holding a
+// copy of the parent's breakpoints under the same ids; without, its breakpoints are planted.
+trace_session::image& trace_session::trace_image(process& p, std::shared_ptr<const go_binary> bin,
+                                                 const image* parent) {
+  auto im = std::make_unique<image>();
+  im->proc = &p;
+  im->bin = std::move(bin);
+  const go_binary& b = *im->bin;
+  im->figures.pid = p.pid();
+  im->figures.binary = parent ? parent->figures.binary : opts_.program.string();
+  im->figures.go_version = b.version().raw;
+  im->figures.map_impl = std::string(to_string(b.impl()));
+  const std::uint64_t bias = b.elf().is_pie() ? p.load_bias(b.elf().entry()) : 0;
+  process* pp = &p;
+  memory_reader reader = [pp](std::uint64_t addr,
+                              std::size_t len) -> expected<std::vector<std::byte>> {
     std::vector<std::byte> buf(len);
-    if (auto r = p->read_memory(virt_addr(addr), buf); !r) return unexpected(r.error());
+    if (auto r = pp->read_memory(virt_addr(addr), buf); !r) return unexpected(r.error());
     return buf;
   };
-  gather_reader gather = [p](const std::vector<std::uint64_t>& addrs,
-                             std::size_t len) -> expected<std::vector<std::byte>> {
+  gather_reader gather = [pp](const std::vector<std::uint64_t>& addrs,
+                              std::size_t len) -> expected<std::vector<std::byte>> {
     std::vector<std::byte> buf(addrs.size() * len);
     std::vector<memory_range> ranges;
     ranges.reserve(addrs.size());
     for (std::size_t i = 0; i < addrs.size(); ++i) {
       ranges.push_back({virt_addr(addrs[i]), std::span<std::byte>(buf).subspan(i * len, len)});
     }
-    if (auto r = p->read_memory_many(ranges); !r) return unexpected(r.error());
+    if (auto r = pp->read_memory_many(ranges); !r) return unexpected(r.error());
     return buf;
   };
-  tracer_ = std::make_unique<map_tracer>(*bin_, bias, reader, opts_.tracer, sink, gather);
-  plant();
+  im->tracer = std::make_unique<map_tracer>(b, bias, reader, opts_.tracer, *sink_, gather);
+  // The handler runs while the hitting thread sits on its breakpoint: whatever goes wrong in
+  // decoding or printing one hit is recorded, never thrown through the debugger, which must
+  // always get to move the thread on.
+  image* raw = im.get();
+  im->handler = [this, raw](const breakpoint_hit& hit) {
+    try {
+      hit_context ctx;
+      ctx.pid = raw->figures.pid;
+      ctx.tid = hit.tid;
+      ctx.time_ns = now_ns() - start_ns_;
+      const registers& r = hit.regs;
+      ctx.regs = {r.rip(), r.rsp(), r.rbp(), r.r14(), r.rax(), r.rbx(), r.rcx(),
+                  r.rdi(), r.rsi(), r.r8(),  r.r9(),  r.r10(), r.r11()};
+      raw->tracer->on_hit(raw->request_of_site.at(hit.id), ctx);
+    } catch (const std::exception& e) {
+      if (handler_errors_++ == 0) first_handler_error_ = e.what();
+    }
+  };
+  if (parent)
+    im->request_of_site = parent->request_of_site;
+  else
+    plant(*im);
+  image_of_[&p] = raw;
+  images_.push_back(std::move(im));
+  return *raw;
+}
+
+// The image `p` ran is over (its end, an exec, a detach): its figures are final.
+void trace_session::close_image(process& p, const std::string& end, const run_result* r) {
+  auto it = image_of_.find(&p);
+  if (it == image_of_.end()) return;
+  image& im = *it->second;
+  image_of_.erase(it);
+  im.open = false;
+  im.figures.end = end;
+  if (r && r->what == run_result::kind::signaled) {
+    im.figures.signal = r->signal;
+    im.figures.exit_status = 128 + r->signal;
+  } else if (r) {
+    im.figures.exit_status = r->status;
+  }
+  im.figures.stats = im.tracer->stats();
+}
+
+const run_outcome& trace_session::run(event_sink& sink, const stop_policy& on_stop) {
+  if (opts_.bpf) return run_bpf(sink, on_stop);
+  if (!proc_) start();
+  sink_ = &sink;
+  tree_ = std::make_unique<process_tree>(std::move(proc_), opts_.follow);
+  trace_image(*root_, bin_, nullptr);
   start_ns_ = now_ns();
   loop(on_stop);
   outcome_.duration_ns = now_ns() - start_ns_;
+  total_up();
   return outcome_;
 }
 
@@ -132,37 +220,144 @@ void trace_session::tell(const std::string& line) {
 }
 
 void trace_session::tell_released_children() {
-  for (const released_child& c : proc_->take_released_children()) {
-    tell(fmt::format("process {} started process {} ({}): not traced, released", proc_->pid(),
-                     c.pid, to_string(c.via)));
+  for (process* p : tree_->all()) {
+    for (const released_child& c : p->take_released_children()) {
+      tell(fmt::format("process {} started process {} ({}): not traced, released", p->pid(), c.pid,
+                       to_string(c.via)));
+    }
   }
 }
 
-// The program replaced its image: the breakpoints went with the old one. It is detached from
-// (the new image runs untraced) and, when we launched it, still waited for: its exit status is
-// the one gomaptrace ends with. Returns true when the trace is over.
-bool trace_session::end_at_exec(const stop_policy& on_stop) {
-  std::error_code ec;
-  const auto image = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", proc_->pid()), ec);
-  tell(fmt::format("process {} exec'd {}: detached, the new image is not traced", proc_->pid(),
-                   ec ? std::string("a new program") : image.string()));
-  proc_->detach();
-  outcome_.detached = true;
-  outcome_.exec_image = ec ? "" : image.string();
-  if (opts_.pid != 0) return true;
-  wait_untraced(on_stop);
-  return true;
+// -f: a fork child runs its parent's program (a copy of its breakpoints); a vfork child runs
+// in its parent's memory until it execs, and is held until then (traced, for a hit there
+// would be a real call, but said nothing of unless it makes one).
+void trace_session::on_born(process& child, process& parent, int via) {
+  auto it = image_of_.find(&parent);
+  if (it == image_of_.end()) {
+    child.detach();  // cannot happen: only traced images start traced processes
+    return;
+  }
+  image& im = trace_image(child, it->second->bin, it->second);
+  im.inherited = true;
+  const auto how = static_cast<released_child::how>(via);
+  if (how != released_child::how::vfork) {
+    tell(fmt::format("process {} started process {} ({}): traced", parent.pid(), child.pid(),
+                     to_string(how)));
+  } else {
+    im.vfork = true;
+  }
 }
 
-// A launched program no longer traced: wait for its end, passing on signals aimed at us.
+namespace {
+// The program an exec'd process runs now, analysed; or why it cannot be traced.
+std::shared_ptr<go_binary> analyse_image(const std::string& path, std::string* why) {
+  try {
+    std::shared_ptr<go_binary> b(go_binary::open(path).release());
+    if (!b->traceable(why)) return nullptr;
+    return b;
+  } catch (const fatal_error& e) {
+    *why = e.what();
+    return nullptr;
+  }
+}
+}  // namespace
+
+// The process replaced its image: the breakpoints went with the old one. Without -f it is
+// detached from (the new image runs untraced; a launched program is still waited for, its
+// status is gomaptrace's). With -f a Go image is analysed and traced from its entry point.
+void trace_session::on_exec(process& p) {
+  std::error_code ec;
+  const auto path = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", p.pid()), ec);
+  const std::string image_name = ec ? std::string("a new program") : path.string();
+  if (auto old = image_of_.find(&p); old != image_of_.end()) {
+    const image* im = old->second;
+    close_image(p, "exec", nullptr);
+    drop_if_silent(im, true);
+  }
+  std::string why = "not followed (no -f)";
+  std::shared_ptr<go_binary> bin;
+  if (opts_.follow && !ec) bin = analyse_image(path.string(), &why);
+  if (bin) {
+    p.prepare_after_exec();
+    image& im = trace_image(p, bin, nullptr);
+    im.figures.binary = path.string();
+    tell(fmt::format("process {} exec'd {}: traced ({}, {} maps)", p.pid(), image_name,
+                     im.figures.go_version, im.figures.map_impl));
+    return;
+  }
+  if (opts_.follow) {
+    tell(fmt::format("process {} exec'd {}: not traced ({}), released", p.pid(), image_name, why));
+  } else {
+    tell(fmt::format("process {} exec'd {}: detached, the new image is not traced", p.pid(),
+                     image_name));
+  }
+  p.detach();
+  if (&p == root_) {
+    outcome_.detached = true;
+    outcome_.exec_image = ec ? "" : path.string();
+  } else {
+    tree_->remove(&p);
+  }
+}
+
+// A child that ran none of its parent's probed code before it exec'd (os/exec's child, a
+// shell's fork), or a vfork child that ended so (the runtime's own pidfd probe), ran nothing
+// of that program worth an image of its own.
+void trace_session::drop_if_silent(const image* im, bool at_exec) {
+  const auto& hits = im->figures.stats.hits;
+  if ((at_exec ? im->inherited : im->vfork) &&
+      std::all_of(hits.begin(), hits.end(), [](auto& h) { return h.second == 0; }))
+    std::erase_if(images_, [im](const auto& i) { return i.get() == im; });
+}
+
+void trace_session::on_ended(process& p, const run_result& r) {
+  const auto it = image_of_.find(&p);
+  const image* im = it == image_of_.end() ? nullptr : it->second;
+  close_image(p, r.what == run_result::kind::signaled ? "killed" : "exited", &r);
+  if (im) drop_if_silent(im, false);
+  if (&p != root_) {
+    tree_->remove(&p);
+    return;
+  }
+  if (r.what == run_result::kind::signaled) {
+    outcome_.signal = r.signal;
+    outcome_.exit_status = 128 + r.signal;
+  } else {
+    outcome_.exit_status = r.status;
+  }
+}
+
+// A stop request (a signal to gomaptrace): the caller's policy decides. True when the trace
+// is over (detached from every process).
+bool trace_session::on_stop_request(const stop_policy& on_stop) {
+  const bool attached = opts_.pid != 0;
+  stop_decision d = on_stop ? on_stop(attached) : stop_decision{attached, 0};
+  if (d.detach) {
+    for (process* p : tree_->traced()) close_image(*p, "detached", nullptr);
+    tree_->detach_all();
+    tell_released_children();
+    outcome_.detached = true;
+    return true;
+  }
+  if (!d.forward_signal || root_->finished()) return false;
+  // Once detached (at an exec) the program is no longer stopped: only the sender can tell.
+  if (root_->detached() ||
+      !(d.unless_program_got_it &&
+        root_->program_got_signal(d.forward_signal, d.sender, d.sender_code, d.sent_after_ns)))
+    ::kill(root_->pid(), d.forward_signal);
+  return false;
+}
+
+// A launched program detached from at an exec runs on untraced: gomaptrace still waits for
+// it and ends with its exit status.
 void trace_session::wait_untraced(const stop_policy& on_stop) {
   for (;;) {
-    run_result res = proc_->wait_detached();
+    run_result res = root_->wait_detached();
     if (res.what == run_result::kind::stopped) {
       // A signal aimed at gomaptrace while the program runs on untraced: the same policy, but
       // the program is no longer stopped, so only who sent it can tell a group signal.
       stop_decision d = on_stop ? on_stop(false) : stop_decision{};
-      if (d.forward_signal) ::kill(proc_->pid(), d.forward_signal);
+      if (d.forward_signal) ::kill(root_->pid(), d.forward_signal);
       continue;
     }
     if (res.what == run_result::kind::signaled) {
@@ -176,56 +371,75 @@ void trace_session::wait_untraced(const stop_policy& on_stop) {
 }
 
 void trace_session::loop(const stop_policy& on_stop) {
-  // The handler runs while the hitting thread sits on its breakpoint: whatever goes wrong in
-  // decoding or printing one hit is recorded, never thrown through the debugger, which must
-  // always get to move the thread on.
-  std::uint64_t handler_errors = 0;
-  std::string first_handler_error;
-  auto handler = [&](const breakpoint_hit& hit) {
-    try {
-      hit_context ctx;
-      ctx.tid = hit.tid;
-      ctx.time_ns = now_ns() - start_ns_;
-      const registers& r = hit.regs;
-      ctx.regs = {r.rip(), r.rsp(), r.rbp(), r.r14(), r.rax(), r.rbx(), r.rcx(),
-                  r.rdi(), r.rsi(), r.r8(),  r.r9(),  r.r10(), r.r11()};
-      tracer_->on_hit(request_of_site_.at(hit.id), ctx);
-    } catch (const std::exception& e) {
-      if (handler_errors++ == 0) first_handler_error = e.what();
-    }
+  const hit_handler none = [](const breakpoint_hit&) {};
+  auto handler_of = [&](process& p) -> const hit_handler& {
+    auto it = image_of_.find(&p);
+    return it == image_of_.end() ? none : it->second->handler;
   };
-  const bool attached = opts_.pid != 0;
   for (;;) {
-    run_result res = proc_->run(handler);
+    if (tree_->traced().empty()) {
+      // Launched and detached at an exec: its status (maybe read already) is ours.
+      if (opts_.pid == 0 && root_->detached()) wait_untraced(on_stop);
+      break;
+    }
+    const process_tree::event ev = tree_->run(handler_of);
     tell_released_children();
-    if (res.what == run_result::kind::exec) {
-      if (end_at_exec(on_stop)) break;
-      continue;
-    }
-    if (res.what == run_result::kind::exited) {
-      outcome_.exit_status = res.status;
+    using k = process_tree::event::kind;
+    if (ev.what == k::born) {
+      on_born(*ev.proc, *ev.parent, static_cast<int>(ev.via));
+    } else if (ev.what == k::exec) {
+      on_exec(*ev.proc);
+    } else if (ev.what == k::ended) {
+      on_ended(*ev.proc, ev.result);
+    } else if (on_stop_request(on_stop)) {
       break;
     }
-    if (res.what == run_result::kind::signaled) {
-      outcome_.signal = res.signal;
-      outcome_.exit_status = 128 + res.signal;
-      break;
-    }
-    // Stopped by a stop request: the caller's policy decides.
-    stop_decision d = on_stop ? on_stop(attached) : stop_decision{attached, 0};
-    if (d.detach) {
-      proc_->detach();
-      outcome_.detached = true;
-      break;
-    }
-    if (d.forward_signal &&
-        !(d.unless_program_got_it &&
-          proc_->program_got_signal(d.forward_signal, d.sender, d.sender_code, d.sent_after_ns)))
-      ::kill(proc_->pid(), d.forward_signal);
+    tell_released_children();
   }
-  if (handler_errors) {
+  if (handler_errors_) {
     outcome_.warnings.push_back(fmt::format("{} hit(s) could not be decoded; the first: {}",
-                                            handler_errors, first_handler_error));
+                                            handler_errors_, first_handler_error_));
+  }
+}
+
+namespace {
+void add_site(site_stats& into, const site_stats& s) {
+  if (into.function.empty()) {
+    into = s;
+    return;
+  }
+  into.maps += s.maps;
+  into.grows += s.grows;
+  into.assigns += s.assigns;
+  if (s.hint_min && (!into.hint_min || *s.hint_min < *into.hint_min)) into.hint_min = s.hint_min;
+  if (s.hint_max && (!into.hint_max || *s.hint_max > *into.hint_max)) into.hint_max = s.hint_max;
+  into.init_ns.insert(into.init_ns.end(), s.init_ns.begin(), s.init_ns.end());
+  for (const auto& [t, n] : s.types) into.types[t] += n;
+}
+
+void add_stats(trace_stats& into, const trace_stats& s) {
+  for (const auto& [sym, n] : s.hits) into.hits[sym] += n;
+  for (const auto& [sym, n] : s.inlined_hits) into.inlined_hits[sym] += n;
+  into.events += s.events;
+  into.maps_created += s.maps_created;
+  into.grows += s.grows;
+  into.inserts += s.inserts;
+  into.unmatched_returns += s.unmatched_returns;
+  into.read_errors += s.read_errors;
+  for (const auto& [key, site] : s.sites) add_site(into.sites[key], site);
+}
+}  // namespace
+
+// Every image's own figures, and their sum for the summary's totals.
+void trace_session::total_up() {
+  for (auto& im : images_) {
+    if (im->open) {  // nothing ended it: the trace ended first (a detach)
+      im->open = false;
+      im->figures.stats = im->tracer->stats();
+      im->figures.end = "detached";
+    }
+    add_stats(totals_, im->figures.stats);
+    outcome_.processes.push_back(im->figures);
   }
 }
 

@@ -14,6 +14,7 @@
 #include "gomaptrace/bpf_probes.hpp"
 #include "gomaptrace/error.hpp"
 #include "gomaptrace/process.hpp"
+#include "gomaptrace/process_tree.hpp"
 #include "gomaptrace/trace_session.hpp"
 
 namespace gomaptrace {
@@ -204,6 +205,7 @@ const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& o
     }
   });
   if (opts_.pid != 0) {
+    tree_ = std::make_unique<process_tree>(std::move(proc_), false);
     loop(on_stop);  // seized, with no breakpoint: exit status, signals, children, exec
   } else {
     // Released: nothing of gomaptrace is left in the program but the uprobes, which the

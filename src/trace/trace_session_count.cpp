@@ -6,6 +6,7 @@
 
 #include "gomaptrace/expect_checker.hpp"
 #include "gomaptrace/process.hpp"
+#include "gomaptrace/process_tree.hpp"
 #include "gomaptrace/trace_session.hpp"
 #include "gomaptrace/uprobe_counters.hpp"
 
@@ -53,7 +54,7 @@ expected<void> trace_session::start_counting() {
   raise_fd_limit();
   auto counters = std::make_unique<uprobe_counters>(opts_.program, std::move(offsets));
   // Every thread there is now (one after a launch; all of them after an attach) is stopped.
-  for (pid_t tid : proc_->threads()) {
+  for (pid_t tid : root_->threads()) {
     if (auto r = counters->add_thread(tid); !r) return r;
   }
   counters_ = std::move(counters);
@@ -64,13 +65,14 @@ expected<void> trace_session::start_counting() {
 const run_outcome& trace_session::run_counting(const stop_policy& on_stop) {
   std::uint64_t failed_threads = 0;
   std::string first_failure;
-  proc_->on_new_thread([&](pid_t tid) {
+  root_->on_new_thread([&](pid_t tid) {
     if (auto r = counters_->add_thread(tid); !r && failed_threads++ == 0) first_failure = r.error();
   });
   const std::uint64_t start = steady_ns();
+  tree_ = std::make_unique<process_tree>(std::move(proc_), false);
   loop(on_stop);
   outcome_.duration_ns = steady_ns() - start;
-  proc_->on_new_thread({});
+  root_->on_new_thread({});
 
   const std::vector<std::uint64_t> totals = counters_->totals();
   const auto& probes = bin_->probes();

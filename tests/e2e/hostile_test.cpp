@@ -12,6 +12,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "support/run.hpp"
 #include "support/shell.hpp"
 #include "support/testdata.hpp"
+#include "support/uprobe_counter.hpp"
 
 using namespace gomaptrace::testing;
 using nlohmann::json;
@@ -359,6 +361,174 @@ TEST(hostile_children, exec_fork_and_os_exec_are_released_with_one_line_each) {
   }
 }
 
+// --- children and exec with -f ----------------------------------------------------------------
+
+namespace {
+std::uint64_t hex(const json& j) {
+  return std::stoull(j.get<std::string>(), nullptr, 16);
+}
+
+// The kernel's count of every function gomaptrace probes in one file (each entry and each
+// inlined copy, on the instruction after the tracer's int3), on a private copy of it, over
+// every process that runs that copy.
+class kernel_count {
+ public:
+  explicit kernel_count(const std::filesystem::path& bin) : copy_(bin), counter_(copy_.path()) {
+    auto info = run_command({gomaptrace_binary(), "inspect", "--json", copy_.path().string()});
+    const json probes = json::parse(info.out)["probes"];
+    for (const json& p : probes) {
+      const std::string sym = p["symbol"];
+      add(sym, sym, hex(p["breakpoint"]));
+      if (!p.contains("inlined_sites")) continue;
+      for (std::size_t k = 0; k < p["inlined_sites"].size(); ++k)
+        add(sym, sym + "@" + std::to_string(k), hex(p["inlined_sites"][k]["body"]));
+    }
+    counter_.enable();
+  }
+  const std::filesystem::path& path() const { return copy_.path(); }
+  std::map<std::string, std::uint64_t> read() const {
+    std::map<std::string, std::uint64_t> out;
+    for (const auto& [probe, sym] : symbol_of_) out[sym] += counter_.read(probe);
+    return out;
+  }
+
+ private:
+  void add(const std::string& sym, const std::string& probe, std::uint64_t at) {
+    auto after = instruction_after(copy_.path(), gomaptrace::file_addr(at));
+    if (!after) throw std::runtime_error(after.error());
+    auto off = elf_file_offset(copy_.path(), *after);
+    if (!off) throw std::runtime_error(off.error());
+    counter_.add(probe, *off);
+    symbol_of_[probe] = sym;
+  }
+  private_copy copy_;
+  uprobe_counter counter_;
+  std::map<std::string, std::string> symbol_of_;  // probe name -> symbol
+};
+
+std::map<std::string, std::uint64_t> minus(std::map<std::string, std::uint64_t> a,
+                                           const std::map<std::string, std::uint64_t>& b) {
+  for (auto& [k, v] : a) v -= b.count(k) ? b.at(k) : 0;
+  return a;
+}
+
+// Hits per symbol summed over the summary's processes[] that ran `bin` (zeros left out).
+std::map<std::string, std::uint64_t> hits_of(const json& summary, const std::filesystem::path& bin,
+                                             std::set<int>* pids = nullptr) {
+  std::map<std::string, std::uint64_t> out;
+  for (const json& p : summary["processes"]) {
+    if (!std::filesystem::equivalent(p["binary"].get<std::string>(), bin)) continue;
+    if (pids) pids->insert(p["pid"].get<int>());
+    for (auto& [sym, n] : p["hits"].items()) out[sym] += n.get<std::uint64_t>();
+  }
+  return out;
+}
+
+std::map<std::string, std::uint64_t> non_zero(std::map<std::string, std::uint64_t> m) {
+  std::erase_if(m, [](const auto& kv) { return kv.second == 0; });
+  return m;
+}
+}  // namespace
+
+// A Go program (Swiss maps) starts another Go program (classic maps) each way Go programs do,
+// and forks a copy of itself: each process's hits equal the kernel's count on its own file.
+TEST(hostile_children, follow_traces_every_go_process_with_the_kernels_counts) {
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  const testdata_build* pb = find_build("spawner", "go1.26");
+  const testdata_build* cb = find_build("spawner", "go1.23");
+  if (!pb || !cb) GTEST_FAIL() << "no go1.26 and go1.23 spawner builds";
+  kernel_count parent(pb->path), child(cb->path);
+  const std::string c = child.path().string();
+  struct mode {
+    std::vector<std::string> args;
+    std::string out;
+    int status;
+    bool same_pid;  // the child image runs in the parent's process (exec)
+  };
+  const std::vector<mode> modes = {
+      {{"run-go", c, "child", "3"}, "child maps=7 exit=3\nparent maps=10 child_exit=3\n", 0, false},
+      {{"exec-go", c, "child", "4"}, "exec now\nchild maps=7 exit=4\n", 4, true},
+      {{"fork-exec", c, "child", "2"},
+       "child maps=7 exit=2\nfork-exec child_exit=2\nparent maps=10\n",
+       0,
+       false},
+      {{"fork"}, "fork child_exit=5 child_signal=-1\nparent maps=10\n", 0, false},
+  };
+  for (const mode& m : modes) {
+    SCOPED_TRACE(m.args[0]);
+    const auto p0 = parent.read(), c0 = child.read();
+    temp_dir d;
+    std::vector<std::string> argv = {gomaptrace_binary(),
+                                     "-f",
+                                     "--json",
+                                     "-o",
+                                     (d.path() / "events").string(),
+                                     "--summary-json",
+                                     (d.path() / "summary").string(),
+                                     parent.path().string()};
+    argv.insert(argv.end(), m.args.begin(), m.args.end());
+    auto traced = run_command(argv);
+    const auto p_kernel = non_zero(minus(parent.read(), p0));
+    const auto c_kernel = non_zero(minus(child.read(), c0));
+    EXPECT_EQ(traced.out, m.out);
+    EXPECT_EQ(traced.status, m.status) << traced.err;
+    json s = json::parse(slurp(d.path() / "summary"));
+    std::set<int> ppids, cpids;
+    EXPECT_EQ(non_zero(hits_of(s, parent.path(), &ppids)), p_kernel);
+    EXPECT_EQ(non_zero(hits_of(s, child.path(), &cpids)), c_kernel);
+    // Top-level figures are the totals over every process.
+    std::map<std::string, std::uint64_t> total = p_kernel;
+    for (auto& [sym, n] : c_kernel) total[sym] += n;
+    EXPECT_EQ(non_zero(s["hits"].get<std::map<std::string, std::uint64_t>>()), total);
+    std::uint64_t maps = 0, grows = 0;
+    std::set<int> pids;  // of the processes that printed events
+    for (const json& p : s["processes"]) {
+      maps += p["maps_created"].get<std::uint64_t>();
+      grows += p["grows"].get<std::uint64_t>();
+      if (p["events"].get<int>() > 0) pids.insert(p["pid"].get<int>());
+    }
+    EXPECT_EQ(s["maps_created"], maps);
+    EXPECT_EQ(s["grows"], grows);
+    EXPECT_TRUE(ppids.count(s["pid"].get<int>())) << s["processes"].dump();
+    if (m.args[0] == "fork") {
+      EXPECT_EQ(ppids.size(), 2u) << s["processes"].dump();  // the fork child counted apart
+    } else {
+      ASSERT_EQ(cpids.size(), 1u) << s["processes"].dump();
+      EXPECT_EQ(ppids.count(*cpids.begin()) == 1, m.same_pid) << s["processes"].dump();
+    }
+    // Every event says which process it happened in.
+    std::set<int> event_pids;
+    std::istringstream ev(slurp(d.path() / "events"));
+    for (std::string line; std::getline(ev, line);) {
+      json j = json::parse(line);
+      if (j["event"] != "summary") event_pids.insert(j["pid"].get<int>());
+    }
+    EXPECT_EQ(event_pids, pids);
+  }
+}
+
+// os/exec of itself and of /bin/true: the Go child is traced, /bin/true released in one line.
+TEST(hostile_children, follow_releases_a_non_go_child_in_one_line) {
+  const testdata_build* b = find_build("spawner", "go1.26");
+  if (!b) GTEST_FAIL() << "no go1.26 spawner build";
+  auto plain = run_command({b->path.string(), "run"});
+  temp_dir d;
+  auto traced = run_command({gomaptrace_binary(), "-f", "-q", "--summary-json",
+                             (d.path() / "s").string(), b->path.string(), "run"});
+  EXPECT_EQ(traced.out, plain.out);
+  EXPECT_EQ(traced.status, plain.status) << traced.err;
+  EXPECT_EQ(count_lines_with(traced.err, "gomaptrace: process"), 2u) << traced.err;
+  EXPECT_EQ(count_lines_with(traced.err, "/true: not traced ("), 1u) << traced.err;
+  EXPECT_EQ(count_lines_with(traced.err, "exec'd " + b->path.string() + ": traced"), 1u)
+      << traced.err;
+  json s = json::parse(slurp(d.path() / "s"));
+  ASSERT_EQ(s["processes"].size(), 2u) << s["processes"].dump();
+  EXPECT_EQ(s["processes"][1]["exit_status"], 3);
+  EXPECT_EQ(s["processes"][1]["maps_created"].get<int>(),
+            s["processes"][1]["hits"]["runtime.makemap_small"].get<int>() +
+                s["processes"][1]["hits"].value("runtime.makemap", 0));
+}
+
 // --- the program's own failures -----------------------------------------------------------------
 
 TEST(hostile_program, non_zero_exit_and_panic_are_exactly_the_programs) {
@@ -380,7 +550,8 @@ TEST(hostile_program, non_zero_exit_and_panic_are_exactly_the_programs) {
   }
 }
 
-// --- mangled binaries ------------------------------------------------------------------------------
+// --- mangled binaries
+// ------------------------------------------------------------------------------
 
 TEST(hostile_binary, mutated_binaries_are_refused_in_one_line_or_traced_unchanged) {
   // Random bytes changed in a copy of a real build, in the parts gomaptrace reads (ELF header
@@ -392,8 +563,8 @@ TEST(hostile_binary, mutated_binaries_are_refused_in_one_line_or_traced_unchange
   std::ifstream in(b->path, std::ios::binary);
   const std::string orig((std::istreambuf_iterator<char>(in)), {});
   auto section = [&](const std::string& name) -> std::pair<std::size_t, std::size_t> {
-    std::istringstream rd(shell_output("readelf -SW " + b->path.string() +
-                                       " | sed -n 's/^ *\\[ *[0-9]*\\] //p'"));
+    std::istringstream rd(
+        shell_output("readelf -SW " + b->path.string() + " | sed -n 's/^ *\\[ *[0-9]*\\] //p'"));
     std::string line;
     while (std::getline(rd, line)) {
       std::istringstream f(line);

@@ -136,6 +136,7 @@ class trace_session {
   void on_born(process& child, process& parent, int via);
   void on_exec(process& p);
   void on_ended(process& p, const run_result& r);
+  void set_program_end(const run_result& r);
   bool on_stop_request(const stop_policy& on_stop);
   void loop(const stop_policy& on_stop);
   void wait_untraced(const stop_policy& on_stop);

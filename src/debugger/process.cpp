@@ -110,6 +110,17 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
+// How a program ended, from its thread group leader's last status.
+run_result end_of(const wait_status& st) {
+  run_result r;
+  r.what =
+      st.what == wait_status::kind::exited ? run_result::kind::exited : run_result::kind::signaled;
+  r.status = st.code;
+  r.signal = st.signal;
+  r.core_dumped = st.core_dumped;
+  return r;
+}
+
 std::vector<pid_t> list_tasks(pid_t pid) {
   std::vector<pid_t> out;
   DIR* d = ::opendir(fmt::format("/proc/{}/task", pid).c_str());
@@ -285,14 +296,8 @@ std::optional<run_result> process::halt(const hit_handler& on_hit) {
 bool process::take_exit_status(pid_t tid, int raw) {
   const auto st = wait_status::decode(raw);
   if (!detached_ || attached_ || finished_ || tid != pid_ || st.is_stop()) return false;
-  run_result r;
-  r.what =
-      st.what == wait_status::kind::exited ? run_result::kind::exited : run_result::kind::signaled;
-  r.status = st.code;
-  r.signal = st.signal;
-  r.core_dumped = st.core_dumped;
   finished_ = true;
-  final_ = r;
+  final_ = end_of(st);
   return true;
 }
 
@@ -1156,16 +1161,9 @@ run_result process::wait_detached() {
   for (;;) {
     int raw;
     if (::waitpid(pid_, &raw, 0) == pid_) {
-      run_result r;
-      const auto st = wait_status::decode(raw);
-      r.what = st.what == wait_status::kind::exited ? run_result::kind::exited
-                                                    : run_result::kind::signaled;
-      r.status = st.code;
-      r.signal = st.signal;
-      r.core_dumped = st.core_dumped;
       finished_ = true;
-      final_ = r;
-      return r;
+      final_ = end_of(wait_status::decode(raw));
+      return final_;
     }
     if (errno != EINTR) {
       finished_ = true;  // not our child (attached): nothing to wait for
@@ -1196,12 +1194,7 @@ void process::kill_and_reap() {
       continue;
     }
     if (tid == pid_) {
-      run_result r;
-      r.what = st.what == wait_status::kind::exited ? run_result::kind::exited
-                                                    : run_result::kind::signaled;
-      r.status = st.code;
-      r.signal = st.signal;
-      set_finished(r);
+      set_finished(end_of(st));
       return;
     }
   }

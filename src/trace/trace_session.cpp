@@ -319,6 +319,10 @@ void trace_session::on_ended(process& p, const run_result& r) {
     tree_->remove(&p);
     return;
   }
+  set_program_end(r);
+}
+
+void trace_session::set_program_end(const run_result& r) {
   if (r.what == run_result::kind::signaled) {
     outcome_.signal = r.signal;
     outcome_.exit_status = 128 + r.signal;
@@ -360,12 +364,7 @@ void trace_session::wait_untraced(const stop_policy& on_stop) {
       if (d.forward_signal) ::kill(root_->pid(), d.forward_signal);
       continue;
     }
-    if (res.what == run_result::kind::signaled) {
-      outcome_.signal = res.signal;
-      outcome_.exit_status = 128 + res.signal;
-    } else {
-      outcome_.exit_status = res.status;
-    }
+    set_program_end(res);
     return;
   }
 }

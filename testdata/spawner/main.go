@@ -7,6 +7,7 @@
 //	spawner run-go PROG ARGS...     os/exec of another program, map work before and after
 //	spawner exec-go PROG ARGS...    replaces itself (syscall.Exec) with another program
 //	spawner fork-exec PROG ARGS...  a raw fork(2) whose child execve()s another program
+//	spawner later PROG ARGS...      says "ready", waits for SIGUSR1, then does run-go
 //
 // Every line it prints is fixed, so a traced run's output can be compared with an untraced
 // one byte for byte.
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -121,6 +123,16 @@ func forkExec(argv []string) {
 	fmt.Printf("fork-exec child_exit=%d\n", ws.ExitStatus())
 }
 
+// os/exec of argv with map work before and after.
+func runGo(argv []string) {
+	maps(5)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	c := status(cmd.Run())
+	maps(5)
+	fmt.Printf("parent maps=%d child_exit=%d\n", len(keep), c)
+}
+
 func main() {
 	mode := "run"
 	if len(os.Args) > 1 {
@@ -152,12 +164,13 @@ func main() {
 		maps(5)
 		fmt.Printf("parent maps=%d\n", len(keep))
 	case "run-go":
-		maps(5)
-		cmd := exec.Command(os.Args[2], os.Args[3:]...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		c := status(cmd.Run())
-		maps(5)
-		fmt.Printf("parent maps=%d child_exit=%d\n", len(keep), c)
+		runGo(os.Args[2:])
+	case "later":
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGUSR1)
+		fmt.Println("ready")
+		<-ch
+		runGo(os.Args[2:])
 	case "exec-go":
 		maps(5)
 		fmt.Println("exec now")
@@ -170,7 +183,7 @@ func main() {
 		maps(5)
 		fmt.Printf("parent maps=%d\n", len(keep))
 	default:
-		fmt.Fprintln(os.Stderr, "usage: spawner [run|exec|fork|child N|run-go|exec-go|fork-exec PROG ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: spawner [run|exec|fork|child N|run-go|exec-go|fork-exec|later PROG ARGS...]")
 		os.Exit(2)
 	}
 }

@@ -529,6 +529,54 @@ TEST(hostile_children, follow_releases_a_non_go_child_in_one_line) {
                 s["processes"][1]["hits"].value("runtime.makemap", 0));
 }
 
+namespace {
+// Children started by any thread of `pid`.
+std::vector<pid_t> all_children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& t :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(t.path() / "children");
+    for (pid_t c; in >> c;) out.push_back(c);
+  }
+  return out;
+}
+}  // namespace
+
+// Attached with -f to a program that then starts a Go child doing map work all the time:
+// the child is traced; SIGINT to gomaptrace detaches from both, each cleaned of its int3s, and
+// both run on to the end they have untraced.
+TEST(hostile_children, follow_attached_then_interrupted_detaches_from_every_process) {
+  const testdata_build* sb = find_build("spawner", "go1.26");
+  const testdata_build* gb = find_build("signals", "go1.23");
+  if (!sb || !gb) GTEST_FAIL() << "no go1.26 spawner or go1.23 signals build";
+  child prog({sb->path.string(), "later", gb->path.string()}, true);
+  ASSERT_TRUE(prog.wait_for("ready\n"));
+  temp_dir d;
+  auto g = attach_to(prog.pid, d, {"-f"});
+  kill(prog.pid, SIGUSR1);
+  ASSERT_TRUE(prog.wait_for("ready\nready\n")) << prog.buffered;  // the child's own "ready"
+  std::vector<pid_t> kids;
+  ASSERT_TRUE(eventually([&] { return !(kids = all_children_of(prog.pid)).empty(); }));
+  const pid_t kid = kids.front();
+  EXPECT_EQ(proc_status_field(kid, "TracerPid"), std::to_string(g->pid));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // traced map work
+  kill(g->pid, SIGINT);
+  EXPECT_EQ(g->wait_exit(10), 0);
+  EXPECT_EQ(proc_status_field(prog.pid, "TracerPid"), "0");
+  EXPECT_EQ(proc_status_field(kid, "TracerPid"), "0");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // untraced: an int3 left kills
+  kill(kid, SIGTERM);
+  EXPECT_EQ(prog.wait_exit(), 0);
+  EXPECT_EQ(prog.rest(), "ready\nready\ngot terminated\nsignals=1\nparent maps=10 child_exit=0\n");
+  json s = json::parse(slurp(d.path() / "summary"));
+  ASSERT_EQ(s["processes"].size(), 2u) << s.dump();
+  EXPECT_EQ(s["processes"][1]["pid"], kid);
+  EXPECT_EQ(s["processes"][1]["end"], "detached");
+  EXPECT_GT(s["processes"][1]["hits"]["runtime.mapassign_fast64"].get<int>(), 0) << s.dump();
+  EXPECT_TRUE(s["detached"].get<bool>());
+}
+
 // --- the program's own failures -----------------------------------------------------------------
 
 TEST(hostile_program, non_zero_exit_and_panic_are_exactly_the_programs) {

@@ -21,6 +21,7 @@
 
 #include "gomaptrace/error.hpp"
 #include "gomaptrace/process.hpp"
+#include "gomaptrace/process_tree.hpp"
 #include "support/testdata.hpp"
 
 namespace gomaptrace {
@@ -351,6 +352,54 @@ TEST_F(DebuggerProcess, ForkedChildIsCleanedAndLetGo) {
   EXPECT_EQ(t.output, "child_exit=3 child_signal=0 calls=5\n");
   EXPECT_EQ(t.hits[hot], 5u);
   EXPECT_EQ(t.stats.forks_released, 1u);
+}
+
+// -f: a fork child adopts its parent's breakpoint (same id) and both run their threads through
+// it at once, their statuses read by each other's waitpid(-1): each hit goes to its own
+// process, counted exactly as the programs count their own calls.
+TEST_F(DebuggerProcess, ProcessTreeCountsAForkChildAndItsParentApart) {
+  const auto bin = dir_ / "tracee";
+  const auto hot = symbol(bin, "hot");
+  const fs::path out = dir_ / "forkboth.txt";
+  unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  launch_options o;
+  o.stdout_fd = fd.get();
+  auto p = process::launch(bin.string(), {bin.string(), "forkboth", "4", "3000"}, o);
+  auto id = p->add_breakpoint(virt_addr(hot));
+  ASSERT_TRUE(id) << id.error();
+  const pid_t parent = p->pid();
+  process_tree tree(std::move(p), /*follow=*/true);
+  std::map<pid_t, std::uint64_t> hits;
+  std::map<pid_t, hit_handler> handlers;
+  auto handler_of = [&](process& q) -> const hit_handler& {
+    auto [it, fresh] = handlers.try_emplace(q.pid());
+    if (fresh) {
+      it->second = [&hits, &id, pid = q.pid()](const breakpoint_hit& h) {
+        EXPECT_EQ(h.id, *id);
+        ++hits[pid];
+      };
+    }
+    return it->second;
+  };
+  pid_t kid = 0;
+  std::optional<run_result> parent_end, kid_end;
+  while (!parent_end || !kid_end) {
+    auto e = tree.run(handler_of);
+    if (e.what == process_tree::event::kind::born) {
+      EXPECT_EQ(e.parent->pid(), parent);
+      EXPECT_EQ(e.via, released_child::how::fork);
+      kid = e.proc->pid();
+    } else {
+      ASSERT_EQ(e.what, process_tree::event::kind::ended);
+      (e.proc->pid() == parent ? parent_end : kid_end) = e.result;
+      if (e.proc->pid() != parent) tree.remove(e.proc);
+    }
+  }
+  EXPECT_EQ(kid_end->status, 3);  // the child counted 12000 calls of its own
+  EXPECT_EQ(parent_end->status, 0);
+  EXPECT_EQ(slurp(out), "child_exit=3 child_signal=0 calls=12000\n");
+  EXPECT_EQ(hits[parent], 12000u);
+  EXPECT_EQ(hits[kid], 12000u);
 }
 
 TEST_F(DebuggerProcess, GroupStopStaysAStop) {

@@ -185,6 +185,20 @@ int main(int argc, char** argv) {
            WIFSIGNALED(st) ? WTERMSIG(st) : 0, atomic_load(&calls));
     return 0;
   }
+  if (!strcmp(mode, "forkboth")) {  // forkboth T N: parent and child each run T workers
+    int t = atoi(argv[2]);
+    iterations = atol(argv[3]);
+    pid_t c = fork();
+    pthread_t th[64];
+    for (int i = 0; i < t; ++i) pthread_create(&th[i], NULL, worker, NULL);
+    for (int i = 0; i < t; ++i) pthread_join(th[i], NULL);
+    if (c == 0) _exit(atomic_load(&calls) == t * iterations ? 3 : 4);
+    int st = 0;
+    waitpid(c, &st, 0);
+    printf("child_exit=%d child_signal=%d calls=%ld\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+           WIFSIGNALED(st) ? WTERMSIG(st) : 0, atomic_load(&calls));
+    return 0;
+  }
   if (!strcmp(mode, "sleeper")) {  // main blocks in read(0) while a thread runs hot()
     signal(SIGUSR2, on_usr2);
     pthread_t th;

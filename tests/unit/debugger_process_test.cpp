@@ -210,6 +210,25 @@ class DebuggerProcess : public ::testing::Test {
     return sh(binary.string() + " " + args);
   }
 
+  // `binary args` launched with its stdout into dir_/out_name, stopped at its entry.
+  struct launched {
+    fs::path out;
+    unique_fd fd;
+    std::unique_ptr<process> p;
+  };
+  static launched launch_writing(const std::string& out_name, const fs::path& binary,
+                                 const std::vector<std::string>& args) {
+    launched l;
+    l.out = dir_ / out_name;
+    l.fd.reset(::open(l.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    launch_options o;
+    o.stdout_fd = l.fd.get();
+    std::vector<std::string> argv = {binary.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    l.p = process::launch(binary.string(), argv, o);
+    return l;
+  }
+
   static inline fs::path dir_;
   static inline bool built_ = false;
   static inline bool go_built_ = false;
@@ -360,11 +379,7 @@ TEST_F(DebuggerProcess, ForkedChildIsCleanedAndLetGo) {
 TEST_F(DebuggerProcess, ProcessTreeCountsAForkChildAndItsParentApart) {
   const auto bin = dir_ / "tracee";
   const auto hot = symbol(bin, "hot");
-  const fs::path out = dir_ / "forkboth.txt";
-  unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  launch_options o;
-  o.stdout_fd = fd.get();
-  auto p = process::launch(bin.string(), {bin.string(), "forkboth", "4", "3000"}, o);
+  auto [out, fd, p] = launch_writing("forkboth.txt", bin, {"forkboth", "4", "3000"});
   auto id = p->add_breakpoint(virt_addr(hot));
   ASSERT_TRUE(id) << id.error();
   const pid_t parent = p->pid();
@@ -448,11 +463,7 @@ TEST_F(DebuggerProcess, DetachFinishesTheDisplacedInstructionExactlyOnce) {
   // program runs untraced: its count is exact only if that instruction ran exactly once.
   const auto bin = dir_ / "tracee";
   const auto hot = symbol(bin, "hot");
-  const fs::path out = dir_ / "detach.txt";
-  unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  launch_options o;
-  o.stdout_fd = fd.get();
-  auto p = process::launch(bin.string(), {bin.string(), "threads", "2", "3000"}, o);
+  auto [out, fd, p] = launch_writing("detach.txt", bin, {"threads", "2", "3000"});
   ASSERT_TRUE(p->add_breakpoint(virt_addr(hot)));
   std::uint64_t hits = 0;
   auto r = p->run([&](const breakpoint_hit&) {
@@ -542,11 +553,7 @@ TEST_F(DebuggerProcess, EveryInstructionOfAGoMapFunction) {
   const long n = 1500;  // past the small-map limit and two table growths
   const std::string expected = untraced(bin, "maps " + std::to_string(n));
   ASSERT_EQ(expected.rfind("len=1500 ", 0), 0u) << expected;
-  const fs::path out = dir_ / "maps.txt";
-  unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  launch_options o;
-  o.stdout_fd = fd.get();
-  auto p = process::launch(bin.string(), {bin.string(), "maps", std::to_string(n)}, o);
+  auto [out, fd, p] = launch_writing("maps.txt", bin, {"maps", std::to_string(n)});
   std::vector<std::string> refused;
   for (auto& [a, text] : insns)
     if (auto id = p->add_breakpoint(virt_addr(a)); !id) refused.push_back(text + ": " + id.error());

@@ -80,12 +80,14 @@ struct run_statistics {
   std::uint64_t requeued_signals = 0;   // extra signals that arrived during a slot step
 };
 
-// A process the program started (fork, vfork as os/exec does, clone without CLONE_VM): it is
-// not traced; a fork child's copy of the code got its original bytes back first.
+// A process the program started (fork, vfork as os/exec does, clone): it is not traced; a
+// fork child's copy of the code got its original bytes back first. A vfork child and a
+// clone(CLONE_VM) child run in the program's own memory, which is never written for them.
 struct released_child {
-  enum class how { fork, vfork, clone };
+  enum class how { fork, vfork, clone, clone_vm };
   pid_t pid = 0;
   how via = how::fork;
+  static bool shares_memory(how h) { return h == how::vfork || h == how::clone_vm; }
 };
 const char* to_string(released_child::how h);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -70,6 +71,22 @@ pid_t wait_for(pid_t who, int* raw) {
     if (r >= 0) return r;
     if (errno != EINTR) trace_failed("waitpid");
   }
+}
+
+// At a thread's PTRACE_EVENT_CLONE or _FORK stop for a new process: whether it asked for
+// CLONE_VM, from clone's flags (RDI) or clone3's struct clone_args (flags first).
+bool clone_shares_memory(pid_t pid, pid_t tid) {
+  user_regs_struct r{};
+  if (pt(PTRACE_GETREGS, tid, 0, reinterpret_cast<std::uint64_t>(&r)) != 0) return false;
+  std::uint64_t flags = r.rdi;
+  if (r.orig_rax == SYS_clone3) {
+    iovec local{&flags, sizeof flags};
+    iovec remote{reinterpret_cast<void*>(r.rdi), sizeof flags};
+    if (::process_vm_readv(pid, &local, 1, &remote, 1, 0) != sizeof flags) return false;
+  } else if (r.orig_rax != SYS_clone) {
+    return false;
+  }
+  return (flags & CLONE_VM) != 0;
 }
 
 // Whether SIGTRAP is queued for the thread but not yet taken (SigPnd in its status).
@@ -200,6 +217,8 @@ const char* to_string(released_child::how h) {
       return "vfork";
     case released_child::how::clone:
       return "clone";
+    case released_child::how::clone_vm:
+      return "clone, shared memory";
   }
   return "?";
 }
@@ -209,7 +228,7 @@ const char* to_string(released_child::how h) {
 // slot page stays mapped but unused. A vfork child shares our memory until it execs: writing
 // there would unplant our own breakpoints, so it is only let go.
 void process::release_child(pid_t child, released_child::how via) {
-  if (via != released_child::how::vfork) {
+  if (!released_child::shares_memory(via)) {
     unique_fd fd(::open(fmt::format("/proc/{}/mem", child).c_str(), O_RDWR | O_CLOEXEC));
     if (fd) (void)sites_.restore_originals(fd.get());
   }
@@ -271,7 +290,7 @@ std::unique_ptr<process> process::adopt(process& parent, pid_t child, released_c
     p->finished_ = true;
     return nullptr;
   }
-  p->shares_memory_ = via == released_child::how::vfork || parent.shares_memory_;
+  p->shares_memory_ = released_child::shares_memory(via) || parent.shares_memory_;
   p->sites_ = parent.sites_;  // same ids, int3s and slots at the same addresses
   p->auxv_entry_ = parent.auxv_entry_;
   p->recorded_signals_ = parent.recorded_signals_;
@@ -890,9 +909,13 @@ std::optional<run_result> process::on_wait(pid_t tid, int raw, const hit_handler
         if (st.event == PTRACE_EVENT_CLONE && is_our_thread(child)) {
           add_thread(child);  // a new thread: not stopped until its own first stop
         } else {
-          on_new_process(child, st.event == PTRACE_EVENT_FORK    ? released_child::how::fork
-                                : st.event == PTRACE_EVENT_VFORK ? released_child::how::vfork
-                                                                 : released_child::how::clone);
+          using how = released_child::how;
+          // The kernel says "fork" for any clone whose exit signal is SIGCHLD, CLONE_VM or not.
+          const bool vm = st.event != PTRACE_EVENT_VFORK && clone_shares_memory(pid_, tid);
+          on_new_process(child, st.event == PTRACE_EVENT_VFORK  ? how::vfork
+                                : vm                            ? how::clone_vm
+                                : st.event == PTRACE_EVENT_FORK ? how::fork
+                                                                : how::clone);
         }
       } else if (st.event == PTRACE_EVENT_EXIT) {
         th.exiting = true;

@@ -240,7 +240,7 @@ void trace_session::on_born(process& child, process& parent, int via) {
   image& im = trace_image(child, it->second->bin, it->second);
   im.inherited = true;
   const auto how = static_cast<released_child::how>(via);
-  if (how != released_child::how::vfork) {
+  if (!released_child::shares_memory(how)) {
     tell(fmt::format("process {} started process {} ({}): traced", parent.pid(), child.pid(),
                      to_string(how)));
   } else {

@@ -229,6 +229,52 @@ class DebuggerProcess : public ::testing::Test {
     return l;
   }
 
+  // -f over tracee `args` with a breakpoint on hot(): a parent and one child, hits per pid.
+  struct family_run {
+    pid_t parent = 0, kid = 0;
+    released_child::how via = released_child::how::fork;
+    run_result parent_end, kid_end;
+    std::map<pid_t, std::uint64_t> hits;
+    std::string output;
+  };
+  static family_run trace_family(const std::string& out_name,
+                                 const std::vector<std::string>& args) {
+    const auto bin = dir_ / "tracee";
+    auto [out, fd, p] = launch_writing(out_name, bin, args);
+    auto id = p->add_breakpoint(virt_addr(symbol(bin, "hot")));
+    EXPECT_TRUE(id) << id.error();
+    family_run f;
+    f.parent = p->pid();
+    process_tree tree(std::move(p), /*follow=*/true);
+    std::map<pid_t, hit_handler> handlers;
+    auto handler_of = [&](process& q) -> const hit_handler& {
+      auto [it, fresh] = handlers.try_emplace(q.pid());
+      if (fresh) {
+        it->second = [&f, site = *id, pid = q.pid()](const breakpoint_hit& h) {
+          EXPECT_EQ(h.id, site);  // the child's copy keeps the parent's id
+          ++f.hits[pid];
+        };
+      }
+      return it->second;
+    };
+    for (int ended = 0; ended < 2;) {
+      auto e = tree.run(handler_of);
+      if (e.what == process_tree::event::kind::born) {
+        EXPECT_EQ(e.parent->pid(), f.parent);
+        f.kid = e.proc->pid();
+        f.via = e.via;
+        continue;
+      }
+      EXPECT_EQ(e.what, process_tree::event::kind::ended);
+      if (e.what != process_tree::event::kind::ended) break;
+      ++ended;
+      (e.proc->pid() == f.parent ? f.parent_end : f.kid_end) = e.result;
+      if (e.proc->pid() != f.parent) tree.remove(e.proc);
+    }
+    f.output = slurp(out);
+    return f;
+  }
+
   static inline fs::path dir_;
   static inline bool built_ = false;
   static inline bool go_built_ = false;
@@ -377,44 +423,34 @@ TEST_F(DebuggerProcess, ForkedChildIsCleanedAndLetGo) {
 // it at once, their statuses read by each other's waitpid(-1): each hit goes to its own
 // process, counted exactly as the programs count their own calls.
 TEST_F(DebuggerProcess, ProcessTreeCountsAForkChildAndItsParentApart) {
+  auto f = trace_family("forkboth.txt", {"forkboth", "4", "3000"});
+  EXPECT_EQ(f.via, released_child::how::fork);
+  EXPECT_EQ(f.kid_end.status, 3);  // the child counted 12000 calls of its own
+  EXPECT_EQ(f.parent_end.status, 0);
+  EXPECT_EQ(f.output, "child_exit=3 child_signal=0 calls=12000\n");
+  EXPECT_EQ(f.hits[f.parent], 12000u);
+  EXPECT_EQ(f.hits[f.kid], 12000u);
+}
+
+// -f: a clone(CLONE_VM) child runs through the breakpoints in its parent's memory (its own
+// process object, nothing written for it); the calls counter is shared, so 5 + 7 + 5.
+TEST_F(DebuggerProcess, ProcessTreeFollowsACloneVmChildInSharedMemory) {
+  auto f = trace_family("clonevm_f.txt", {"clonevm", "7"});
+  EXPECT_EQ(f.via, released_child::how::clone_vm);
+  EXPECT_EQ(f.output, "child_exit=0 child_signal=0 calls=17\n");
+  EXPECT_EQ(f.hits[f.parent], 10u);
+  EXPECT_EQ(f.hits[f.kid], 7u);
+}
+
+// clone(CLONE_VM) without CLONE_THREAD: a process in the program's own memory. Released, it must
+// not get "its" original bytes back: they are the program's, whose later calls would go unseen.
+TEST_F(DebuggerProcess, CloneVmChildIsReleasedWithoutTouchingSharedCode) {
   const auto bin = dir_ / "tracee";
   const auto hot = symbol(bin, "hot");
-  auto [out, fd, p] = launch_writing("forkboth.txt", bin, {"forkboth", "4", "3000"});
-  auto id = p->add_breakpoint(virt_addr(hot));
-  ASSERT_TRUE(id) << id.error();
-  const pid_t parent = p->pid();
-  process_tree tree(std::move(p), /*follow=*/true);
-  std::map<pid_t, std::uint64_t> hits;
-  std::map<pid_t, hit_handler> handlers;
-  auto handler_of = [&](process& q) -> const hit_handler& {
-    auto [it, fresh] = handlers.try_emplace(q.pid());
-    if (fresh) {
-      it->second = [&hits, &id, pid = q.pid()](const breakpoint_hit& h) {
-        EXPECT_EQ(h.id, *id);
-        ++hits[pid];
-      };
-    }
-    return it->second;
-  };
-  pid_t kid = 0;
-  std::optional<run_result> parent_end, kid_end;
-  while (!parent_end || !kid_end) {
-    auto e = tree.run(handler_of);
-    if (e.what == process_tree::event::kind::born) {
-      EXPECT_EQ(e.parent->pid(), parent);
-      EXPECT_EQ(e.via, released_child::how::fork);
-      kid = e.proc->pid();
-    } else {
-      ASSERT_EQ(e.what, process_tree::event::kind::ended);
-      (e.proc->pid() == parent ? parent_end : kid_end) = e.result;
-      if (e.proc->pid() != parent) tree.remove(e.proc);
-    }
-  }
-  EXPECT_EQ(kid_end->status, 3);  // the child counted 12000 calls of its own
-  EXPECT_EQ(parent_end->status, 0);
-  EXPECT_EQ(slurp(out), "child_exit=3 child_signal=0 calls=12000\n");
-  EXPECT_EQ(hits[parent], 12000u);
-  EXPECT_EQ(hits[kid], 12000u);
+  auto t = trace(bin, {"clonevm", "0"}, {hot});
+  EXPECT_EQ(t.output, "child_exit=0 child_signal=0 calls=10\n");
+  EXPECT_EQ(t.hits[hot], 10u);
+  EXPECT_EQ(t.stats.forks_released, 1u);
 }
 
 TEST_F(DebuggerProcess, GroupStopStaysAStop) {

@@ -3,6 +3,7 @@
 // where its handlers saw the PC), so the tracer's counts are checked against outside truth.
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -90,6 +91,11 @@ static void print_hot_bytes(const char* tag) {
   printf("%s", tag);
   for (int i = 0; i < 16; ++i) printf("%02x", ((unsigned char*)(uintptr_t)hot)[i]);
   printf("\n");
+}
+
+static int clone_child(void* arg) {
+  for (long i = 0; i < (long)(intptr_t)arg; ++i) hot();
+  return 0;
 }
 
 int main(int argc, char** argv) {
@@ -195,6 +201,18 @@ int main(int argc, char** argv) {
     if (c == 0) _exit(atomic_load(&calls) == t * iterations ? 3 : 4);
     int st = 0;
     waitpid(c, &st, 0);
+    printf("child_exit=%d child_signal=%d calls=%ld\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+           WIFSIGNALED(st) ? WTERMSIG(st) : 0, atomic_load(&calls));
+    return 0;
+  }
+  if (!strcmp(mode, "clonevm")) {  // clonevm K: a CLONE_VM child (no thread) calls hot() K times
+    for (int i = 0; i < 5; ++i) hot();
+    static char stack[1 << 16];
+    pid_t c = clone(clone_child, stack + sizeof stack, CLONE_VM | SIGCHLD,
+                    (void*)(intptr_t)atol(argv[2]));
+    int st = 0;
+    waitpid(c, &st, 0);
+    for (int i = 0; i < 5; ++i) hot();
     printf("child_exit=%d child_signal=%d calls=%ld\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
            WIFSIGNALED(st) ? WTERMSIG(st) : 0, atomic_load(&calls));
     return 0;

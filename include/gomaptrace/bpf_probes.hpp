@@ -101,6 +101,9 @@ class bpf_probes {
   // Hands every record waiting (up to timeout_ms for the first) to `on_hit`, in the order the
   // hits were recorded. Returns how many, or the error.
   expected<std::size_t> poll(int timeout_ms, const std::function<void(const bpf_hit&)>& on_hit);
+  // Removes the uprobes: nothing is counted or recorded after it; what was recorded before
+  // can still be polled.
+  void detach();
   // Records handed to poll()'s callback so far.
   [[nodiscard]] std::uint64_t records() const;
   // Per site, summed over CPUs.

@@ -3,6 +3,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/core.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
@@ -12,6 +14,7 @@
 #include "bpf/hit_record.h"
 #include "gmt_probe.skel.h"  // generated at build time by bpftool gen skeleton
 #include "gomaptrace/error.hpp"
+#include "gomaptrace/fd.hpp"
 #include "gomaptrace/uprobe_counters.hpp"
 
 namespace gomaptrace {
@@ -87,7 +90,8 @@ gmt_site to_record(const bpf_site& s) {
 
 struct bpf_probes::impl {
   gmt_probe* skel = nullptr;
-  std::vector<bpf_link*> links;
+  unique_fd multi_link;          // one uprobe_multi link for every site (Linux 6.6+)
+  std::vector<bpf_link*> links;  // or one perf-event link per site
   ring_buffer* ring = nullptr;
   std::size_t sites = 0;
   std::uint64_t records = 0;               // handed to the caller so far
@@ -96,13 +100,20 @@ struct bpf_probes::impl {
   bpf_hit hit;  // reused: its vectors keep their capacity from record to record
 
   ~impl() {
+    detach();
     if (ring) ring_buffer__free(ring);
+    if (skel) gmt_probe__destroy(skel);
+  }
+
+  void detach() {
     // Each uprobe's release waits for a grace period: let a grandchild pay for it.
     std::vector<int> fds;
+    if (multi_link) fds.push_back(multi_link.get());
     for (bpf_link* l : links) fds.push_back(bpf_link__fd(l));
     release_in_background(fds);
+    multi_link.reset();
     for (bpf_link* l : links) bpf_link__destroy(l);
-    if (skel) gmt_probe__destroy(skel);
+    links.clear();
   }
 
   static int on_record(void* ctx, void* data, std::size_t size) {
@@ -148,37 +159,91 @@ struct bpf_probes::impl {
 bpf_probes::bpf_probes(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 bpf_probes::~bpf_probes() = default;
 
+namespace {
+
+// BPF_LINK_CREATE for BPF_TRACE_UPROBE_MULTI as Linux 6.6 defines it: Debian 12's libbpf 1.1
+// and uapi headers predate it. One link holds every site, and releasing it waits for one RCU
+// grace period in all, where a link per site waits for one each (~0.1-0.5 s per site here,
+// which a SIGKILLed gomaptrace would spend in its exit before the program could go on alone).
+constexpr __u32 attach_uprobe_multi = 48;  // BPF_TRACE_UPROBE_MULTI
+struct link_create_uprobe_multi {
+  __u32 prog_fd, target_fd, attach_type, flags;
+  __u64 path, offsets, ref_ctr_offsets, cookies;
+  __u32 cnt, multi_flags, pid;
+  __u32 pad;
+};
+
+int link_uprobe_multi(int prog_fd, const std::string& path, const std::vector<bpf_site>& sites,
+                      pid_t pid) {
+  std::vector<std::uint64_t> offsets, cookies;
+  for (std::size_t i = 0; i < sites.size(); ++i) {
+    offsets.push_back(sites[i].offset.value());
+    cookies.push_back(i);
+  }
+  link_create_uprobe_multi a{};
+  a.prog_fd = static_cast<__u32>(prog_fd);
+  a.attach_type = attach_uprobe_multi;
+  a.path = reinterpret_cast<std::uintptr_t>(path.c_str());
+  a.offsets = reinterpret_cast<std::uintptr_t>(offsets.data());
+  a.cookies = reinterpret_cast<std::uintptr_t>(cookies.data());
+  a.cnt = static_cast<__u32>(sites.size());
+  a.pid = static_cast<__u32>(pid);
+  return static_cast<int>(::syscall(SYS_bpf, BPF_LINK_CREATE, &a, sizeof a));
+}
+
+}  // namespace
+
 std::unique_ptr<bpf_probes> bpf_probes::attach(const std::filesystem::path& elf, pid_t pid,
                                                const std::vector<bpf_site>& sites) {
   libbpf_set_print(keep_libbpf_message);
-  auto p = std::make_unique<impl>();
-  p->sites = sites.size();
-  for (const bpf_site& s : sites) p->elem_offset.push_back(s.dir ? s.dir->elem_offset : 0);
-  p->skel = gmt_probe__open();
-  if (!p->skel) fail("cannot open the BPF program", errno);
-  const auto n = static_cast<__u32>(std::max<std::size_t>(sites.size(), 1));
-  if (bpf_map__set_max_entries(p->skel->maps.sites, n) ||
-      bpf_map__set_max_entries(p->skel->maps.counts, n) ||
-      bpf_map__set_max_entries(p->skel->maps.records, static_cast<__u32>(ring_bytes))) {
-    fail("cannot size the BPF maps", errno);
-  }
-  p->skel->rodata->wake_at = ring_bytes / 4;
-  if (int err = gmt_probe__load(p->skel); err) fail("cannot load the BPF program", -err);
-  for (std::size_t i = 0; i < sites.size(); ++i) {
-    const __u32 key = static_cast<__u32>(i);
-    const gmt_site rec = to_record(sites[i]);
-    if (bpf_map__update_elem(p->skel->maps.sites, &key, sizeof key, &rec, sizeof rec, BPF_ANY))
-      fail("cannot fill the BPF site table", errno);
-  }
   const std::string path = elf.string();
-  for (std::size_t i = 0; i < sites.size(); ++i) {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = i);
-    bpf_link* l = bpf_program__attach_uprobe_opts(p->skel->progs.gmt_hit, pid, path.c_str(),
-                                                  sites[i].offset.value(), &opts);
-    if (!l) {
-      fail(fmt::format("cannot attach a uprobe at {}+{:#x}", path, sites[i].offset.value()), errno);
+  std::unique_ptr<impl> p;
+  for (bool multi : {true, false}) {
+    p = std::make_unique<impl>();
+    p->sites = sites.size();
+    for (const bpf_site& s : sites) p->elem_offset.push_back(s.dir ? s.dir->elem_offset : 0);
+    p->skel = gmt_probe__open();
+    if (!p->skel) fail("cannot open the BPF program", errno);
+    const auto n = static_cast<__u32>(std::max<std::size_t>(sites.size(), 1));
+    if (bpf_map__set_max_entries(p->skel->maps.sites, n) ||
+        bpf_map__set_max_entries(p->skel->maps.counts, n) ||
+        bpf_map__set_max_entries(p->skel->maps.records, static_cast<__u32>(ring_bytes))) {
+      fail("cannot size the BPF maps", errno);
     }
-    p->links.push_back(l);
+    p->skel->rodata->wake_at = ring_bytes / 4;
+    if (multi) {
+      bpf_program__set_expected_attach_type(p->skel->progs.gmt_hit,
+                                            static_cast<bpf_attach_type>(attach_uprobe_multi));
+    }
+    if (int err = gmt_probe__load(p->skel); err) {
+      if (multi && err != -EPERM && err != -EACCES) continue;  // a kernel before 6.6
+      fail("cannot load the BPF program", -err);
+    }
+    for (std::size_t i = 0; i < sites.size(); ++i) {
+      const __u32 key = static_cast<__u32>(i);
+      const gmt_site rec = to_record(sites[i]);
+      if (bpf_map__update_elem(p->skel->maps.sites, &key, sizeof key, &rec, sizeof rec, BPF_ANY))
+        fail("cannot fill the BPF site table", errno);
+    }
+    if (!multi) break;
+    const int fd = link_uprobe_multi(bpf_program__fd(p->skel->progs.gmt_hit), path, sites, pid);
+    if (fd >= 0) {
+      p->multi_link.reset(fd);
+      break;
+    }
+    if (errno == EPERM || errno == EACCES) fail("cannot attach the uprobes", errno);
+  }
+  if (!p->multi_link) {
+    for (std::size_t i = 0; i < sites.size(); ++i) {
+      LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = i);
+      bpf_link* l = bpf_program__attach_uprobe_opts(p->skel->progs.gmt_hit, pid, path.c_str(),
+                                                    sites[i].offset.value(), &opts);
+      if (!l) {
+        fail(fmt::format("cannot attach a uprobe at {}+{:#x}", path, sites[i].offset.value()),
+             errno);
+      }
+      p->links.push_back(l);
+    }
   }
   p->ring = ring_buffer__new(bpf_map__fd(p->skel->maps.records), impl::on_record, p.get(), nullptr);
   if (!p->ring) fail("cannot open the BPF ring buffer", errno);
@@ -200,6 +265,10 @@ expected<std::size_t> bpf_probes::poll(int timeout_ms,
   }
   impl_->records += static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(m);
   return static_cast<std::size_t>(n) + static_cast<std::size_t>(m);
+}
+
+void bpf_probes::detach() {
+  impl_->detach();
 }
 
 std::uint64_t bpf_probes::records() const {

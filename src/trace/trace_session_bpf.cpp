@@ -213,6 +213,7 @@ const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& o
     proc_->detach();
     wait_untraced(on_stop);
   }
+  bpf_->detach();  // an attached program may run on: its later hits are not ours
   ended = true;
   consumer.join();
   outcome_.duration_ns = steady_now_ns() - start_ns_;

@@ -4,6 +4,7 @@
 // the same program treated the same way: tracing must change nothing the program can see.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -224,6 +226,51 @@ TEST(hostile_stop, sigkill_of_gomaptrace_while_attached_kills_a_go_program_at_it
   kill(g->pid, SIGKILL);
   EXPECT_EQ(g->wait_exit(), 128 + SIGKILL);
   EXPECT_EQ(prog.wait_exit(10), 2);
+}
+
+namespace {
+// sleeper 3's own run: its pid, a heartbeat a second (maps made meanwhile vary), exit 0.
+void expect_sleeper_run(const std::string& out) {
+  static const std::regex own(R"(pid=\d+\nheartbeat=1 maps=\d+\nheartbeat=2 maps=\d+\n)"
+                              R"(heartbeat=3 maps=\d+\n)");
+  EXPECT_TRUE(std::regex_match(out, own)) << out;
+}
+}  // namespace
+
+// With --bpf nothing of gomaptrace is in the program but kernel uprobes, which go with it.
+TEST(hostile_stop, sigkill_of_gomaptrace_in_bpf_mode_leaves_a_launched_program_its_own_run) {
+  const testdata_build* b = build_or_skip("sleeper");
+  if (!b) GTEST_FAIL() << "no go1.26 sleeper build";
+  expect_sleeper_run(run_command({b->path.string(), "3"}).out);
+  // The program becomes our child when gomaptrace dies, so its status can be had.
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  temp_dir d;
+  child g({gomaptrace_binary(), "--bpf", "-q", "-o", (d.path() / "trace").string(),
+           b->path.string(), "3"});
+  ASSERT_TRUE(g.wait_for("heartbeat=1 ")) << g.buffered;  // traced for a second already
+  const pid_t prog = std::stoi(g.buffered.substr(g.buffered.find("pid=") + 4));
+  EXPECT_EQ(proc_status_field(prog, "TracerPid"), "0");  // released from ptrace
+  kill(g.pid, SIGKILL);
+  EXPECT_EQ(g.wait_exit(), 128 + SIGKILL);
+  int st = 0;
+  EXPECT_EQ(waitpid(prog, &st, 0), prog);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  expect_sleeper_run(g.rest());
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST(hostile_stop, sigkill_of_gomaptrace_in_bpf_mode_leaves_an_attached_program_its_own_run) {
+  const testdata_build* b = build_or_skip("sleeper");
+  if (!b) GTEST_FAIL() << "no go1.26 sleeper build";
+  child prog({b->path.string(), "3"});
+  ASSERT_TRUE(prog.wait_for("pid="));
+  temp_dir d;
+  auto g = attach_to(prog.pid, d, {"--bpf"});
+  ASSERT_TRUE(prog.wait_for("heartbeat=1 ")) << prog.buffered;
+  kill(g->pid, SIGKILL);
+  EXPECT_EQ(g->wait_exit(), 128 + SIGKILL);
+  EXPECT_EQ(prog.wait_exit(10), 0);  // where a ptrace trace would have left int3s: SIGTRAP
+  expect_sleeper_run(prog.rest());
 }
 
 // --- gomaptrace's own output --------------------------------------------------------------------

@@ -124,6 +124,7 @@ void block_signals_in_this_thread() {
 void trace_session::on_bpf_hit(const bpf_hit& h) {
   try {
     hit_context ctx;
+    ctx.pid = outcome_.pid;  // the uprobes fire for this process alone
     ctx.tid = h.tid;
     ctx.time_ns = h.time_ns > start_ns_ ? h.time_ns - start_ns_ : 0;
     const auto& g = h.regs;

@@ -609,7 +609,7 @@ TEST(bpf, hits_equal_the_kernel_uprobe_count) {
 }
 
 namespace {
-// Per goroutine, in order: every event with what a run fixes (not times, thread ids or
+// Per goroutine, in order: every event with what a run fixes (not times, process and thread ids or
 // addresses, which ASLR and the scheduler choose).
 std::map<std::int64_t, std::vector<std::string>> events_by_goroutine(const traced_run& t) {
   // Addresses, and classic noverflow, which the random hash seed decides (it differs between
@@ -617,7 +617,7 @@ std::map<std::int64_t, std::vector<std::string>> events_by_goroutine(const trace
   static const std::set<std::string> addresses = {"buckets", "oldbuckets", "dirPtr", "noverflow"};
   std::map<std::int64_t, std::vector<std::string>> out;
   for (json e : t.events) {
-    for (const char* k : {"time_ns", "duration_ns", "tid", "map"}) e.erase(k);
+    for (const char* k : {"time_ns", "duration_ns", "pid", "tid", "map"}) e.erase(k);
     for (const char* k : {"fields", "before", "table"}) {
       if (!e.contains(k) || !e[k].is_object()) continue;
       for (const std::string& a : addresses) e[k].erase(a);

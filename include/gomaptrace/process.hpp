@@ -264,6 +264,7 @@ class process {
   void on_new_process(pid_t child, released_child::how via);
   void set_finished(const run_result& r);
   bool take_first_stop(pid_t child);
+  void claim_from_exchange();
   bool to_exchange(pid_t tid, int raw, bool is_stop);
 
   pid_t pid_ = -1;

@@ -267,13 +267,36 @@ bool process::to_exchange(pid_t tid, int raw, bool is_stop) {
   return true;
 }
 
+// -f: statuses of our threads that another process's waitpid(-1) read and process_tree has
+// not routed yet. Waiting for them instead would wait for good (stop_all under a stop request
+// that another process's run loop saw first).
+void process::claim_from_exchange() {
+  if (!shared_ || shared_->foreign.empty()) return;
+  auto& foreign = shared_->foreign;
+  for (auto it = foreign.begin(); it != foreign.end();) {
+    const bool stop = wait_status::decode(it->second).is_stop();
+    if (threads_.count(it->first) || (stop && is_our_thread(it->first))) {
+      pending_.push_back(*it);
+      it = foreign.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 // A new process's first stop: already read by someone's waitpid(-1) (the exchange), or on
 // its way. False when it died first.
 bool process::take_first_stop(pid_t child) {
   int raw = 0;
+  auto& foreign = shared_->foreign;
+  const auto read = std::find_if(foreign.begin(), foreign.end(),
+                                 [child](const auto& s) { return s.first == child; });
   if (auto it = shared_->newborn.find(child); it != shared_->newborn.end()) {
     raw = it->second;
     shared_->newborn.erase(it);
+  } else if (read != foreign.end()) {  // read by someone's waitpid, not yet routed
+    raw = read->second;
+    foreign.erase(read);
   } else {
     for (;;) {
       if (::waitpid(child, &raw, __WALL) == child) break;
@@ -983,6 +1006,7 @@ void process::stop_all(const hit_handler* handler) {
   for (auto& [tid, th] : threads_)
     if (!th.stopped && !pt_ok(PTRACE_INTERRUPT, tid)) th.gone = true;
   for (;;) {
+    claim_from_exchange();
     if (drain_pending(handler, false) || finished_) return;
     bool all = true;
     for (auto& [tid, th] : threads_) all = all && (th.stopped || th.gone);

@@ -624,6 +624,31 @@ TEST(hostile_children, follow_attached_then_interrupted_detaches_from_every_proc
   EXPECT_TRUE(s["detached"].get<bool>());
 }
 
+// A kill -INT -PGID reaches a traced family like an untraced one: the parent dies of it, the
+// Go child it started handles it once. (A stop request seen by the child's run loop first,
+// while the parent's statuses wait in the exchange, used to hang gomaptrace for good.)
+TEST(hostile_children, follow_group_signal_reaches_each_process_once) {
+  const testdata_build* sb = find_build("spawner", "go1.26");
+  const testdata_build* gb = find_build("signals", "go1.23");
+  if (!sb || !gb) GTEST_FAIL() << "no go1.26 spawner or go1.23 signals build";
+  auto run = [&](bool traced) {
+    std::vector<std::string> argv = {sb->path.string(), "run-go", gb->path.string()};
+    if (traced) argv.insert(argv.begin(), {gomaptrace_binary(), "-f", "-q", "--no-summary"});
+    child c(argv, /*own_group=*/true);
+    EXPECT_TRUE(c.wait_for("ready\n")) << c.buffered;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // map work under way
+    kill(-c.pid, SIGINT);
+    program_result r;
+    r.status = c.wait_exit(20);
+    r.out = c.rest();
+    return r;
+  };
+  program_result plain = run(false);
+  EXPECT_EQ(plain.out, "ready\ngot interrupt\nsignals=1\n");
+  EXPECT_EQ(plain.status, 128 + SIGINT);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(run(true), plain) << "run " << i;
+}
+
 // --- the program's own failures -----------------------------------------------------------------
 
 TEST(hostile_program, non_zero_exit_and_panic_are_exactly_the_programs) {

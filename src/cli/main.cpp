@@ -57,12 +57,19 @@ const std::vector<int> stop_signals = {SIGINT,  SIGTERM, SIGHUP,    SIGQUIT, SIG
 // int3s in the program (the kernel detaches it without restoring them), so each one stops the
 // trace cleanly instead. Installed before the attach, so Ctrl-C during it detaches too;
 // handlers (unlike SIG_IGN) are reset by exec, so a launched program inherits none.
+// A signal ignored when gomaptrace starts (nohup's SIGHUP, a shell's background SIGINT) stays
+// ignored: untraced, the program would inherit SIG_IGN and never see it; a handler here would
+// both pass it on and leave the program the default action, which kills it.
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_sigaction = on_stop_signal;
   sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid must return EINTR
   sigemptyset(&sa.sa_mask);
-  for (int s : stop_signals) sigaction(s, &sa, nullptr);
+  for (int s : stop_signals) {
+    struct sigaction old {};
+    if (sigaction(s, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    sigaction(s, &sa, nullptr);
+  }
 }
 
 // After the launch: SIG_IGN, unlike a handler, would be inherited by the program.

@@ -164,6 +164,23 @@ TEST(hostile_signals, program_that_dies_of_sigsegv) {
   EXPECT_EQ(s["signal"], SIGSEGV);
 }
 
+// Under nohup (SIGHUP ignored), a hangup sent to gomaptrace must not kill the program, which
+// untraced inherits SIG_IGN and never sees it.
+TEST(hostile_signals, a_signal_ignored_at_start_stays_ignored) {
+  const testdata_build* b = build_or_skip("sleeper");
+  if (!b) GTEST_FAIL() << "no go1.26 sleeper build";
+  auto run = [&](bool traced) {
+    std::vector<std::string> argv = {"/usr/bin/nohup", b->path.string(), "1"};
+    if (traced) argv.insert(argv.begin() + 1, {gomaptrace_binary(), "-q", "--no-summary"});
+    child c(argv, /*own_group=*/true);
+    EXPECT_TRUE(c.wait_for("pid=")) << c.buffered;
+    kill(c.pid, SIGHUP);  // nohup has exec'd: c.pid is gomaptrace, or the program
+    return c.wait_exit(20);
+  };
+  EXPECT_EQ(run(false), 0);
+  EXPECT_EQ(run(true), 0);
+}
+
 // --- stopped programs -------------------------------------------------------------------------
 
 TEST(hostile_stop, attach_to_a_stopped_program_leaves_it_stopped_until_continued) {

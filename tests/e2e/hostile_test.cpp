@@ -607,6 +607,26 @@ std::vector<pid_t> all_children_of(pid_t pid) {
 }
 }  // namespace
 
+// A Go child too old to trace (Go 1.16: arguments on the stack) is released in one line
+// saying why, and runs untraced to its own end.
+TEST(hostile_children, follow_releases_an_untraceable_go_child_in_one_line) {
+  const testdata_build* b = find_build("spawner", "go1.26");
+  const testdata_build* old = find_build("spawner", "go1.16");
+  if (!b || !old) GTEST_FAIL() << "no go1.26 and go1.16 spawner builds";
+  const std::vector<std::string> prog = {b->path.string(), "run-go", old->path.string(), "child",
+                                         "3"};
+  auto plain = run_command(prog);
+  std::vector<std::string> argv = {gomaptrace_binary(), "-f", "-q", "--no-summary"};
+  argv.insert(argv.end(), prog.begin(), prog.end());
+  auto traced = run_command(argv);
+  EXPECT_EQ(plain.out, "child maps=7 exit=3\nparent maps=10 child_exit=3\n");
+  EXPECT_EQ(traced.out, plain.out);
+  EXPECT_EQ(traced.status, plain.status) << traced.err;
+  EXPECT_EQ(count_lines_with(traced.err, "gomaptrace: "), 1u) << traced.err;
+  EXPECT_EQ(count_lines_with(traced.err, "go1.16.15, which passes arguments on the stack"), 1u)
+      << traced.err;
+}
+
 // Attached with -f to a program that then starts a Go child doing map work all the time:
 // the child is traced; SIGINT to gomaptrace detaches from both, each cleaned of its int3s, and
 // both run on to the end they have untraced.

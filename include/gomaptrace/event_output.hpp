@@ -30,6 +30,7 @@ class json_event_output : public event_sink {
 
  private:
   std::ostream& out_;
+  std::string line_;  // reused: one allocation for the whole trace
 };
 
 // Fan-out to several sinks (e.g. text to the terminal and a Chrome trace file).

@@ -37,7 +37,9 @@ int keep_libbpf_message(enum libbpf_print_level level, const char* fmt, va_list 
   return n;
 }
 
-constexpr std::size_t ring_bytes = std::size_t{1} << 25;  // 32 MiB: ~30000 records of a burst
+// 128 MiB: ~300,000 records of an insert with its chain, so a reader that falls behind a burst
+// (a loaded machine, a slow output) catches up before anything is dropped.
+constexpr std::size_t ring_bytes = std::size_t{1} << 27;
 
 [[noreturn]] void fail(const std::string& what, int err) {
   const bool denied = err == EPERM || err == EACCES;
@@ -210,7 +212,6 @@ std::unique_ptr<bpf_probes> bpf_probes::attach(const std::filesystem::path& elf,
         bpf_map__set_max_entries(p->skel->maps.records, static_cast<__u32>(ring_bytes))) {
       fail("cannot size the BPF maps", errno);
     }
-    p->skel->rodata->wake_at = ring_bytes / 4;
     if (multi) {
       bpf_program__set_expected_attach_type(p->skel->progs.gmt_hit,
                                             static_cast<bpf_attach_type>(attach_uprobe_multi));
@@ -253,8 +254,8 @@ std::unique_ptr<bpf_probes> bpf_probes::attach(const std::filesystem::path& elf,
 expected<std::size_t> bpf_probes::poll(int timeout_ms,
                                        const std::function<void(const bpf_hit&)>& on_hit) {
   impl_->on_hit = &on_hit;
-  // The program wakes us only when the buffer fills (probe.bpf.c): poll() alone would leave
-  // what came without a wakeup unread, so whatever is there is consumed after each wait.
+  // The program never wakes us (probe.bpf.c): the wait is a plain timeout, after which
+  // whatever is there is consumed.
   int n = ring_buffer__poll(impl_->ring, timeout_ms);
   if (n == -EINTR) n = 0;
   int m = n < 0 ? 0 : ring_buffer__consume(impl_->ring);

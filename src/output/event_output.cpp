@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 namespace gomaptrace {
 
@@ -73,38 +76,146 @@ void text_event_output::on_event(const map_event& e) {
   out_.flush();
 }
 
-void json_event_output::on_event(const map_event& e) {
-  using nlohmann::json;
-  auto obj = [](const std::vector<field_value>& fs) {
-    json o = json::object();
-    for (const field_value& f : fs) o[f.name] = f.value;
-    return o;
-  };
-  json j;
-  j["event"] = e.event;
-  j["func"] = e.func;
-  j["time_ns"] = e.time_ns;
-  j["pid"] = e.pid;
-  j["tid"] = e.tid;
-  j["goid"] = e.goid ? json(*e.goid) : json(nullptr);
-  if (e.system_stack) j["system_stack"] = true;
-  j["map"] = fmt::format("{:#x}", e.map);
-  j["type"] = e.type ? json(*e.type) : json(nullptr);
-  if (e.hint) j["hint"] = *e.hint;
-  if (e.arg) j[e.arg_name] = *e.arg;
-  j["fields"] = obj(e.fields);
-  if (!e.before.empty()) j["before"] = obj(e.before);
-  if (!e.table.empty()) j["table"] = obj(e.table);
-  if (e.duration_ns) j["duration_ns"] = *e.duration_ns;
-  json st = json::array();
-  for (const stack_frame& f : e.stack) {
-    json fr = {{"func", f.function}, {"file", f.file}, {"line", f.line}};
-    if (f.inlined) fr["inlined"] = true;
-    st.push_back(std::move(fr));
+namespace {
+
+// JSON text of a string as nlohmann::json writes it: plain printable ASCII is copied as it is;
+// anything else (escapes, and names from the tracee's memory that may not be valid UTF-8,
+// replaced as nlohmann's error_handler_t::replace does) goes through nlohmann itself.
+void append_json_string(std::string& out, const std::string& s) {
+  bool plain = true;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
   }
-  j["stack"] = std::move(st);
-  // Type names and paths come from the tracee's memory: never let one bad byte throw.
-  out_ << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  if (!plain) {
+    out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+// {"name":value,...} with the names sorted, as a nlohmann object (a std::map) has them.
+void append_fields(std::string& out, const std::vector<field_value>& fs) {
+  std::vector<const field_value*> sorted;
+  sorted.reserve(fs.size());
+  for (const field_value& f : fs) sorted.push_back(&f);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const field_value* a, const field_value* b) { return a->name < b->name; });
+  out += '{';
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    // A name given twice keeps its last value, as assigning into a json object does.
+    if (i + 1 < sorted.size() && sorted[i + 1]->name == sorted[i]->name) continue;
+    if (out.back() != '{') out += ',';
+    append_json_string(out, sorted[i]->name);
+    fmt::format_to(std::back_inserter(out), ":{}", sorted[i]->value);
+  }
+  out += '}';
+}
+
+}  // namespace
+
+// Written directly rather than built as a nlohmann::json and dumped: at a million events
+// (--bpf) building the object cost more than everything else gomaptrace does per event. The
+// text is byte for byte what nlohmann wrote: keys sorted, the argument's name (bucket,
+// oldbucket, newCapacity: never one of the fixed keys) among them, same escaping.
+void json_event_output::on_event(const map_event& e) {
+  static constexpr const char* keys[] = {"before",       "duration_ns", "event", "fields",  "func",
+                                         "goid",         "hint",        "map",   "pid",     "stack",
+                                         "system_stack", "table",       "tid",   "time_ns", "type"};
+  std::string& o = line_;
+  o.clear();
+  auto out = std::back_inserter(o);
+  bool arg_pending = e.arg.has_value();
+  auto open = [&](const std::string& k) {
+    o += o.empty() ? "{" : ",";
+    append_json_string(o, k);
+    o += ':';
+  };
+  for (const char* k : keys) {
+    const std::string_view key(k);
+    if (arg_pending && e.arg_name < key) {
+      open(e.arg_name);
+      fmt::format_to(out, "{}", *e.arg);
+      arg_pending = false;
+    }
+    auto put = [&] {
+      o += o.empty() ? "{\"" : ",\"";
+      o += key;
+      o += "\":";
+    };
+    if (key == "before" && !e.before.empty()) {
+      put();
+      append_fields(o, e.before);
+    } else if (key == "duration_ns" && e.duration_ns) {
+      put();
+      fmt::format_to(out, "{}", *e.duration_ns);
+    } else if (key == "event") {
+      put();
+      append_json_string(o, e.event);
+    } else if (key == "fields") {
+      put();
+      append_fields(o, e.fields);
+    } else if (key == "func") {
+      put();
+      append_json_string(o, e.func);
+    } else if (key == "goid") {
+      put();
+      if (e.goid)
+        fmt::format_to(out, "{}", *e.goid);
+      else
+        o += "null";
+    } else if (key == "hint" && e.hint) {
+      put();
+      fmt::format_to(out, "{}", *e.hint);
+    } else if (key == "map") {
+      put();
+      fmt::format_to(out, "\"{:#x}\"", e.map);
+    } else if (key == "pid") {
+      put();
+      fmt::format_to(out, "{}", e.pid);
+    } else if (key == "stack") {
+      put();
+      o += '[';
+      for (std::size_t i = 0; i < e.stack.size(); ++i) {
+        const stack_frame& f = e.stack[i];
+        o += i ? ",{\"file\":" : "{\"file\":";
+        append_json_string(o, f.file);
+        o += ",\"func\":";
+        append_json_string(o, f.function);
+        if (f.inlined) o += ",\"inlined\":true";
+        fmt::format_to(out, ",\"line\":{}}}", f.line);
+      }
+      o += ']';
+    } else if (key == "system_stack" && e.system_stack) {
+      put();
+      o += "true";
+    } else if (key == "table" && !e.table.empty()) {
+      put();
+      append_fields(o, e.table);
+    } else if (key == "tid") {
+      put();
+      fmt::format_to(out, "{}", e.tid);
+    } else if (key == "time_ns") {
+      put();
+      fmt::format_to(out, "{}", e.time_ns);
+    } else if (key == "type") {
+      put();
+      if (e.type)
+        append_json_string(o, *e.type);
+      else
+        o += "null";
+    }
+  }
+  if (arg_pending) {
+    open(e.arg_name);
+    fmt::format_to(out, "{}", *e.arg);
+  }
+  o += "}\n";
+  out_ << o;
 }
 
 }  // namespace gomaptrace

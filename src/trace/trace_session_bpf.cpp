@@ -195,14 +195,17 @@ const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& o
   std::thread consumer([&] {
     block_signals_in_this_thread();
     const std::function<void(const bpf_hit&)> on = [this](const bpf_hit& h) { on_bpf_hit(h); };
+    std::size_t got = 0;
     for (;;) {
       const bool last = ended.load();
-      auto n = bpf_->poll(last ? 0 : 10, on);  // woken early only when it fills
+      // Sleep (2 ms) only when the last round found nothing: the BPF program never wakes us.
+      auto n = bpf_->poll(last || got > 0 ? 0 : 2, on);
       if (!n) {
         poll_error = n.error();
         return;
       }
-      if (last && *n == 0) return;  // the program is gone and every record is read
+      got = *n;
+      if (last && got == 0) return;  // the program is gone and every record is read
     }
   });
   if (opts_.pid != 0) {

@@ -94,6 +94,9 @@ class bpf_probes {
   // CAP_PERFMON), trace_failed otherwise.
   static std::unique_ptr<bpf_probes> attach(const std::filesystem::path& elf, pid_t pid,
                                             const std::vector<bpf_site>& sites);
+  // Throws fatal_error(bpf_not_permitted) when the kernel refuses BPF to us: checked before a
+  // program is launched, so that a refusal leaves nothing started.
+  static void require_permission();
   ~bpf_probes();
   bpf_probes(const bpf_probes&) = delete;
   bpf_probes& operator=(const bpf_probes&) = delete;

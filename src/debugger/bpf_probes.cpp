@@ -195,6 +195,16 @@ int link_uprobe_multi(int prog_fd, const std::string& path, const std::vector<bp
 
 }  // namespace
 
+void bpf_probes::require_permission() {
+  // The smallest thing BPF can make: an array map of one byte-sized entry.
+  const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, 4, 1, 1, nullptr);
+  if (fd >= 0) {
+    ::close(fd);
+    return;
+  }
+  if (errno == EPERM || errno == EACCES) fail("the kernel refuses BPF", errno);
+}
+
 std::unique_ptr<bpf_probes> bpf_probes::attach(const std::filesystem::path& elf, pid_t pid,
                                                const std::vector<bpf_site>& sites) {
   libbpf_set_print(keep_libbpf_message);

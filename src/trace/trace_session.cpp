@@ -70,6 +70,7 @@ struct trace_session::image {
 trace_session::~trace_session() = default;
 
 void trace_session::start() {
+  if (opts_.bpf) bpf_probes::require_permission();  // before anything is launched or seized
   if (opts_.pid != 0) {
     proc_ = process::attach(opts_.pid);
   } else {

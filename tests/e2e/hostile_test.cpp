@@ -384,6 +384,29 @@ TEST(hostile_attach, process_of_another_user_and_ptrace_forbidden) {
   }
 }
 
+// Where BPF is not permitted, --bpf says so in one line with its own status before anything
+// is started, and the default ptrace path works as before.
+TEST(hostile_attach, bpf_not_permitted_is_one_line_and_nothing_launched) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to drop capabilities";
+  const testdata_build* b = build_or_skip("makehints");
+  if (!b) GTEST_FAIL() << "no go1.26 makehints build";
+  if (run_command({"setpriv", "--help"}).status != 0) GTEST_SKIP() << "no setpriv";
+  const std::vector<std::string> no_bpf = {"/usr/bin/setpriv",
+                                           "--inh-caps=-bpf,-perfmon,-sys_admin",
+                                           "--bounding-set=-bpf,-perfmon,-sys_admin"};
+  auto with = [&](std::vector<std::string> tail) {
+    std::vector<std::string> argv = no_bpf;
+    argv.insert(argv.end(), tail.begin(), tail.end());
+    return run_command(argv);
+  };
+  auto refused = with({gomaptrace_binary(), "--bpf", "-q", b->path.string()});
+  expect_refused(refused, 113, "run without --bpf");
+  EXPECT_EQ(refused.out, "");  // the program never ran: it prints as soon as it starts
+  auto plain = with({gomaptrace_binary(), "-q", "--no-summary", b->path.string()});
+  EXPECT_EQ(plain.status, 0) << plain.err;
+  EXPECT_EQ(plain.out, run_command({b->path.string()}).out);
+}
+
 // --- children and exec without -f ---------------------------------------------------------------
 
 namespace {

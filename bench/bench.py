@@ -53,6 +53,16 @@ def post_prologue(binary, func):
     return insns[0][:2]
 
 
+def hotloop_args(runs, ptrace_runs):
+    """The command line of bench/count.py and bench/bpf.py."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gomaptrace", required=True)
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--ptrace-runs", type=int, default=ptrace_runs)
+    return ap.parse_args()
+
+
 def hyperfine(argv, runs, timeout):
     """Median, min, max wall seconds of ARGV over RUNS runs (output discarded)."""
     with tempfile.NamedTemporaryFile(suffix=".json", dir=OUT, delete=False) as f:

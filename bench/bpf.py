@@ -14,25 +14,19 @@ startup is not spread over the hits (as in bench/run.sh). Tools:
 Targets (issue 10): --bpf <= 3 us per hit, >= 10x faster per hit than ptrace, <= 3x the
 bare uprobe counter per hit; and no record dropped. Prints a Markdown table; writes
 bench/out/bpf.json."""
-import argparse
 import json
 import os
 import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import OUT, hyperfine, log, machine, observe, post_prologue  # noqa: E402
+from bench import OUT, hotloop_args, hyperfine, log, machine, observe, post_prologue  # noqa: E402
 
 FUNC = "runtime.mapassign_fast64"
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--gomaptrace", required=True)
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--ptrace-runs", type=int, default=2)
-    a = ap.parse_args()
+    a = hotloop_args(runs=3, ptrace_runs=2)
     work = os.path.join(OUT, "bpf")
     os.makedirs(work, exist_ok=True)
     binary = os.path.join(work, "hotloop")

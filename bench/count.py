@@ -10,7 +10,6 @@ copy of the binary (a per-CPU uprobe counts every process running the file). Too
   gomaptrace (ptrace)        the default breakpoint mode, -q
 Targets (issue 8): --count >= 10x faster than the ptrace mode, and within 2x of uprobe.
 Prints a Markdown table; writes bench/out/count.json."""
-import argparse
 import json
 import os
 import shutil
@@ -18,18 +17,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import OUT, hyperfine, log, machine, observe, post_prologue  # noqa: E402
+from bench import OUT, hotloop_args, hyperfine, log, machine, observe, post_prologue  # noqa: E402
 
 FUNC = "runtime.mapassign_fast64"
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--gomaptrace", required=True)
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--ptrace-runs", type=int, default=3)
-    a = ap.parse_args()
+    a = hotloop_args(runs=5, ptrace_runs=3)
     os.makedirs(os.path.join(OUT, "count"), exist_ok=True)
     binary = os.path.join(OUT, "count", "hotloop")
     shutil.copy(os.path.join(OUT, "bin", "hotloop"), binary)

@@ -33,7 +33,7 @@ struct hit_context {
   pid_t tid = 0;
   std::uint64_t time_ns = 0;  // since the trace started
   hit_regs regs;
-  // The call chain a backend captured at the hit (--bpf: bpf_get_stack and [rsp]): return
+  // The call chain a backend captured at the hit (--bpf: [rsp] and the frame pointers): return
   // addresses, innermost first, as unwind() would read them from the stack. Null: unwind
   // from the registers through the memory reader.
   const std::vector<std::uint64_t>* chain = nullptr;

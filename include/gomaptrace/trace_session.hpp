@@ -56,6 +56,9 @@ struct run_outcome {
   std::vector<std::string> notices;   // processes released, images detached from (also told)
   // --bpf: records the ring buffer had no room for, per runtime symbol (hits stay exact).
   std::map<std::string, std::uint64_t> bpf_dropped;
+  // --bpf: how long after the program's end (or the detach) gomaptrace was still turning
+  // records into events; the program no longer waited for it.
+  std::uint64_t bpf_drain_ns = 0;
   std::string backend = "ptrace";  // "ptrace" or "bpf"
   std::string backend_note;        // what the backend says of its own cost (--bpf)
   std::string exec_image;          // the image the program exec'd into (then detached)

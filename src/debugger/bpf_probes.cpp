@@ -75,8 +75,7 @@ gmt_site to_record(const bpf_site& s) {
     r.dir_len_off = s.dir->len_offset;
     r.elem_off = s.dir->elem_offset;
   }
-  // bpf_get_stack's first entry is the PC itself: one more than the return addresses wanted.
-  r.frames = static_cast<__u16>(s.frames == 0 ? 0 : std::min(s.frames + 1, bpf_max_frames));
+  r.frames = static_cast<__u16>(std::min(s.frames, bpf_max_frames));
   for (std::size_t i = 0; i < GMT_MAX_CAPTURES; ++i) {
     r.cap[i].base = GMT_BASE_NONE;
     if (i >= s.captures.size()) continue;
@@ -135,7 +134,9 @@ struct bpf_probes::impl {
           {r->cap_addr[i], std::span(reinterpret_cast<const std::byte*>(r->cap[i]),
                                      std::min<std::size_t>(r->cap_len[i], GMT_CAPTURE_BYTES))});
     }
-    h.dir_elems.clear();
+    // clear() zeroes every bucket, empty or not: a thousand of them for each insert once one
+    // large directory was seen.
+    if (!h.dir_elems.empty()) h.dir_elems.clear();
     if ((r->flags & GMT_DIR) && size >= sizeof(gmt_hit) && r->ndir > 0 && r->ndir <= GMT_MAX_DIR) {
       h.captured.push_back({r->dir_addr, std::as_bytes(std::span(r->dir, r->ndir))});
       for (std::size_t i = 0; i < r->ndir; ++i) {
@@ -146,13 +147,8 @@ struct bpf_probes::impl {
     }
     h.chain.clear();
     const std::size_t n = std::min<std::size_t>({r->nframes, GMT_MAX_FRAMES, (size - head) / 8});
-    // Kernels since 6.11 add [rsp] themselves when the uprobe sits on a function's `push rbp`
-    // (perf_callchain_user's is_uprobe_at_func_entry); older ones do not. The two cannot be
-    // confused otherwise: [rsp] returns after a call of the probed function, the chain's next
-    // entry after a call of its caller, and one direct call instruction has one target.
-    const bool kernel_added = n >= 2 && r->frames[2] == r->frames[0];
-    if ((r->flags & GMT_RETADDR) && !kernel_added) h.chain.push_back(r->frames[0]);
-    for (std::size_t i = 2; i <= n; ++i) h.chain.push_back(r->frames[i]);  // [1] is the PC
+    if (r->flags & GMT_RETADDR) h.chain.push_back(r->frames[0]);
+    for (std::size_t i = 1; i <= n; ++i) h.chain.push_back(r->frames[i]);
     (*self->on_hit)(h);
     return 0;
   }

@@ -103,6 +103,7 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
     // Records lost to a full ring buffer per symbol; the hits above are exact regardless.
     j["bpf_dropped"] = run.bpf_dropped;
     j["backend_note"] = run.backend_note;
+    j["bpf_drain_ns"] = run.bpf_drain_ns;
   }
   json sites = json::array();
   for (const site_stats* st : sites_by_maps(stats)) {

@@ -36,7 +36,7 @@ int reg_of(arg_reg a) {
 // Frames of return addresses the decoder may walk: as map_tracer::unwind, up to what one BPF
 // stack read gives.
 std::size_t frames_wanted(const tracer_options& o) {
-  if (o.full_chain) return bpf_max_frames - 1;
+  if (o.full_chain) return bpf_max_frames;
   return static_cast<std::size_t>(std::max(o.stack_depth, 24));
 }
 
@@ -262,10 +262,12 @@ void trace_session::finish_bpf_stats() {
         "are exact):{}",
         drops, per));
   }
-  outcome_.backend_note = (fmt::format(
+  outcome_.backend_note = fmt::format(
       "--bpf: {} uprobe hit(s), {:.2f} µs each in the BPF program (plus the kernel's uprobe "
-      "trap); durations are BPF timestamps and carry no tracer stop, so none was corrected",
-      hits, hits ? static_cast<double>(prog_ns) / static_cast<double>(hits) / 1000.0 : 0.0));
+      "trap); durations are BPF timestamps and carry no tracer stop, so none was corrected; "
+      "events were still being written {:.1f} ms after the program's end",
+      hits, hits ? static_cast<double>(prog_ns) / static_cast<double>(hits) / 1000.0 : 0.0,
+      static_cast<double>(outcome_.bpf_drain_ns) / 1e6);
   if (const std::uint64_t read = bpf_->records(); read + drops != hits) {
     // Every hit either sent its record or counted a drop: anything else is our defect.
     outcome_.warnings.push_back(fmt::format(

@@ -14,7 +14,7 @@
 #define GMT_REG_SLOTS 16
 #define GMT_MAX_CAPTURES 4
 #define GMT_CAPTURE_BYTES 64 /* a map header, a Swiss table, a goroutine id */
-/* perf's default kernel.perf_event_max_stack. */
+/* Return addresses from the frame-pointer chain (2^7 - 1: an index masked with it is bounded). */
 #define GMT_MAX_FRAMES 127
 
 /* Entries of a directory of pointers followed (a Swiss map's tables). */
@@ -46,7 +46,7 @@ struct gmt_site {
   __u32 group;
   __u8 save_reg;
   __u8 pad;
-  __u16 frames; /* call-chain entries wanted from bpf_get_stack (its first is the PC) */
+  __u16 frames; /* return addresses wanted from the frame-pointer chain */
   __u8 dir_cap;
   __u8 pad2;
   __u16 dir_ptr_off;
@@ -78,11 +78,11 @@ struct gmt_hit {
   __u32 cap_len[GMT_MAX_CAPTURES]; /* 0: not read */
   __u8 cap[GMT_MAX_CAPTURES][GMT_CAPTURE_BYTES];
   __u32 flags;   /* the site's, as it was when the hit was recorded */
-  __u32 nframes; /* entries in frames[] after the first (from bpf_get_stack) */
+  __u32 nframes; /* entries in frames[] after the first (from the frame-pointer chain) */
   __u32 ndir; /* GMT_DIR: directory entries read */
   __u32 pad;
   __u64 dir_addr;
-  /* frames[0]: [rsp] when GMT_RETADDR; frames[1..nframes]: bpf_get_stack's, PC first. */
+  /* frames[0]: [rsp] when GMT_RETADDR; frames[1..nframes]: the chain from RBP. */
   __u64 frames[GMT_MAX_FRAMES + 1];
   /* GMT_DIR records only (the others end after their frames). */
   __u64 dir[GMT_MAX_DIR];

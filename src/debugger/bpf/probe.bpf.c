@@ -94,6 +94,29 @@ static __always_inline void capture(struct gmt_hit *h, const struct gmt_site *s,
   }
 }
 
+/* The frame-pointer chain from RBP, as the ptrace path's unwinder walks it: [fp+8] is a return
+ * address, [fp] the next frame, which must lie higher up the stack; the walk ends at a zero
+ * frame pointer. Not bpf_get_stack(BPF_F_USER_STACK): the kernel's walker reads the frame at
+ * address 0 that ends every goroutine's chain and takes a fault on each hit for it. */
+struct fp_walk {
+  struct gmt_hit *h;
+  __u64 fp;
+  __u32 n;
+  __u32 max;
+};
+
+static long walk_frame(__u64 i, void *ctx) {
+  struct fp_walk *w = ctx;
+  if (w->fp == 0 || w->n >= w->max || w->n >= GMT_MAX_FRAMES) return 1;
+  __u64 frame[2];
+  if (bpf_probe_read_user(frame, sizeof frame, (const void *)w->fp) != 0 || frame[1] == 0) return 1;
+  w->h->frames[1 + (w->n & GMT_MAX_FRAMES)] = frame[1]; /* n < GMT_MAX_FRAMES: in bounds */
+  w->n++;
+  /* A chain that does not climb is broken: keep this return address, stop after it. */
+  w->fp = frame[0] != 0 && frame[0] <= w->fp ? 0 : frame[0];
+  return 0;
+}
+
 struct dir_walk {
   struct gmt_hit *h;
   __u16 elem_off;
@@ -152,12 +175,10 @@ int gmt_hit(struct pt_regs *ctx) {
   capture(h, s, 3);
   h->frames[0] = 0;
   if (s->flags & GMT_RETADDR) bpf_probe_read_user(&h->frames[0], 8, (const void *)ctx->rsp);
-  long got = 0;
-  __u32 want = s->frames;
-  if (want > GMT_MAX_FRAMES) want = GMT_MAX_FRAMES;
-  if (want > 0) got = bpf_get_stack(ctx, &h->frames[1], want * 8, BPF_F_USER_STACK);
-  if (got < 0) got = 0;
-  __u32 nframes = (__u32)got / 8;
+  struct fp_walk w = {.h = h, .fp = ctx->rbp, .n = 0, .max = s->frames};
+  if (w.max > GMT_MAX_FRAMES) w.max = GMT_MAX_FRAMES;
+  if (w.max > 0) bpf_loop(w.max, walk_frame, &w, 0);
+  __u32 nframes = w.n;
   if (nframes > GMT_MAX_FRAMES) nframes = GMT_MAX_FRAMES;
   h->nframes = nframes;
   __u64 size = __builtin_offsetof(struct gmt_hit, frames) + 8 + (__u64)nframes * 8;

@@ -138,6 +138,7 @@ class trace_session {
   void tell_released_children();
   void on_born(process& child, process& parent, int via);
   void on_exec(process& p);
+  bool run_to_new_entry(process& p, const std::string& image_name);
   void on_ended(process& p, const run_result& r);
   void set_program_end(const run_result& r);
   bool on_stop_request(const stop_policy& on_stop);

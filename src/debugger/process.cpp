@@ -469,7 +469,7 @@ void process::run_to_entry() {
     wait_for(pid_, &raw);
     auto st = wait_status::decode(raw);
     if (!st.is_stop()) {
-      finished_ = true;
+      set_finished(end_of(st));  // after an exec (-f), how it ended is the caller's to report
       throw fatal_error(exit_code::launch_failed,
                         fmt::format("program {} before reaching its entry point", to_string(st)));
     }

@@ -278,8 +278,8 @@ void trace_session::on_exec(process& p) {
   std::string why = "not followed (no -f)";
   std::shared_ptr<go_binary> bin;
   if (opts_.follow && !ec) bin = analyse_image(path.string(), &why);
+  if (bin && !run_to_new_entry(p, image_name)) return;
   if (bin) {
-    p.prepare_after_exec();
     image& im = trace_image(p, bin, nullptr);
     im.figures.binary = path.string();
     tell(fmt::format("process {} exec'd {}: traced ({}, {} maps)", p.pid(), image_name,
@@ -299,6 +299,28 @@ void trace_session::on_exec(process& p) {
   } else {
     tree_->remove(&p);
   }
+}
+
+// -f: runs a process that exec'd a Go program to that program's entry point, where its
+// breakpoints go. False when it ended or could not be run there (said in one line; the trace
+// of the other processes goes on).
+bool trace_session::run_to_new_entry(process& p, const std::string& image_name) {
+  try {
+    p.prepare_after_exec();
+    return true;
+  } catch (const fatal_error& e) {
+    tell(fmt::format("process {} exec'd {}: not traced ({})", p.pid(), image_name, e.what()));
+  }
+  if (p.finished()) {
+    on_ended(p, p.run([](const breakpoint_hit&) {}));  // finished: its end, nothing run
+  } else {
+    p.detach();
+    if (&p == root_)
+      outcome_.detached = true;
+    else
+      tree_->remove(&p);
+  }
+  return false;
 }
 
 // A child that ran none of its parent's probed code before it exec'd (os/exec's child, a

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "gomaptrace/event_output.hpp"
 
@@ -135,9 +136,15 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
   } else if (run.exit_status) {
     how = fmt::format("program exited with status {}", *run.exit_status);
   }
-  const std::string what = run.processes.size() > 1
-                               ? fmt::format("{} processes", run.processes.size())
-                               : fmt::format("{} ({} maps)", run.go_version, run.map_impl);
+  std::string what = fmt::format("{} ({} maps)", run.go_version, run.map_impl);
+  if (run.processes.size() > 1) {
+    // An exec is a new image in the same process: say both counts when they differ.
+    std::set<int> pids;
+    for (const process_figures& p : run.processes) pids.insert(p.pid);
+    what = fmt::format("{} process{}", pids.size(), pids.size() == 1 ? "" : "es");
+    if (pids.size() != run.processes.size())
+      what += fmt::format(" ({} images)", run.processes.size());
+  }
   out << fmt::format("\ngomaptrace: {}, {} maps created, {} grows, {} inserts in {}; {}\n", what,
                      stats.maps_created, stats.grows, stats.inserts,
                      format_duration(run.duration_ns), how);

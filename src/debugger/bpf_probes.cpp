@@ -119,20 +119,22 @@ struct bpf_probes::impl {
 
   static int on_record(void* ctx, void* data, std::size_t size) {
     auto* self = static_cast<impl*>(ctx);
-    constexpr std::size_t head = offsetof(gmt_hit, frames) + 8;
+    constexpr std::size_t head = offsetof(gmt_hit, tail);
     if (size < head) return 0;
     const auto* r = static_cast<const gmt_hit*>(data);
+    // Words of the tail this record holds: anything the head points past them is ignored.
+    const std::size_t words = std::min<std::size_t>((size - head) / 8, GMT_TAIL_WORDS);
     bpf_hit& h = self->hit;
     h.site = r->site;
     h.tid = static_cast<pid_t>(r->tid);
     h.time_ns = r->time_ns;
     std::memcpy(h.regs.data(), r->regs, sizeof h.regs);
     h.captured.clear();
+    const auto* tail = reinterpret_cast<const std::byte*>(r->tail);
     for (std::size_t i = 0; i < GMT_MAX_CAPTURES; ++i) {
-      if (r->cap_len[i] == 0) continue;
-      h.captured.push_back(
-          {r->cap_addr[i], std::span(reinterpret_cast<const std::byte*>(r->cap[i]),
-                                     std::min<std::size_t>(r->cap_len[i], GMT_CAPTURE_BYTES))});
+      const std::size_t len = std::min<std::size_t>(r->cap_len[i], GMT_CAPTURE_BYTES);
+      if (len == 0 || r->cap_off[i] + len > words * 8) continue;
+      h.captured.push_back({r->cap_addr[i], std::span(tail + r->cap_off[i], len)});
     }
     // clear() zeroes every bucket, empty or not: a thousand of them for each insert once one
     // large directory was seen.
@@ -146,9 +148,12 @@ struct bpf_probes::impl {
       }
     }
     h.chain.clear();
-    const std::size_t n = std::min<std::size_t>({r->nframes, GMT_MAX_FRAMES, (size - head) / 8});
-    if (r->flags & GMT_RETADDR) h.chain.push_back(r->frames[0]);
-    for (std::size_t i = 1; i <= n; ++i) h.chain.push_back(r->frames[i]);
+    const std::size_t at = r->frames_at;
+    if (at < words) {
+      const std::size_t n = std::min<std::size_t>({r->nframes, GMT_MAX_FRAMES, words - at - 1});
+      if (r->flags & GMT_RETADDR) h.chain.push_back(r->tail[at]);
+      for (std::size_t i = 1; i <= n; ++i) h.chain.push_back(r->tail[at + i]);
+    }
     (*self->on_hit)(h);
     return 0;
   }

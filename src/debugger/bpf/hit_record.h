@@ -68,6 +68,11 @@ struct gmt_saved_key {
   __u32 pad;
 };
 
+/* A record: a fixed head, then the tail's used part only (captures, each rounded up to 8
+ * bytes, then the call chain), then for GMT_DIR records the directory. Packed so that an
+ * insert's record is ~300 bytes, not the ~800 a fixed layout needs: twice the records fit in
+ * the ring buffer before a slow reader makes it drop. */
+#define GMT_TAIL_WORDS 256 /* captures (<= 4 * 8 words) + [rsp] + GMT_MAX_FRAMES */
 struct gmt_hit {
   __u32 site;
   __u32 tid;
@@ -76,14 +81,13 @@ struct gmt_hit {
   __u64 saved;
   __u64 cap_addr[GMT_MAX_CAPTURES];
   __u32 cap_len[GMT_MAX_CAPTURES]; /* 0: not read */
-  __u8 cap[GMT_MAX_CAPTURES][GMT_CAPTURE_BYTES];
-  __u32 flags;   /* the site's, as it was when the hit was recorded */
-  __u32 nframes; /* entries in frames[] after the first (from the frame-pointer chain) */
-  __u32 ndir; /* GMT_DIR: directory entries read */
-  __u32 pad;
+  __u16 cap_off[GMT_MAX_CAPTURES]; /* byte offset of its bytes in tail */
+  __u32 flags;     /* the site's, as it was when the hit was recorded */
+  __u32 nframes;   /* chain entries after tail[frames_at] (the frame-pointer chain) */
+  __u32 frames_at; /* word index in tail of [rsp] (0 unless GMT_RETADDR), the chain after it */
+  __u32 ndir;      /* GMT_DIR: directory entries read */
   __u64 dir_addr;
-  /* frames[0]: [rsp] when GMT_RETADDR; frames[1..nframes]: the chain from RBP. */
-  __u64 frames[GMT_MAX_FRAMES + 1];
+  __u64 tail[GMT_TAIL_WORDS];
   /* GMT_DIR records only (the others end after their frames). */
   __u64 dir[GMT_MAX_DIR];
   __u8 dir_elems[GMT_MAX_DIR][GMT_DIR_ELEM_BYTES];

@@ -78,19 +78,25 @@ static __always_inline void pass_pointer(struct gmt_hit *h, const struct gmt_sit
   }
 }
 
-static __always_inline void capture(struct gmt_hit *h, const struct gmt_site *s, int i) {
+/* Appends capture i to the tail at word *words (bounded: captures come first, <= 32 words). */
+static __always_inline void capture(struct gmt_hit *h, const struct gmt_site *s, int i,
+                                    __u32 *words) {
   const struct gmt_capture *c = &s->cap[i];
   h->cap_len[i] = 0;
   h->cap_addr[i] = 0;
+  h->cap_off[i] = 0;
   if (c->base == GMT_BASE_NONE) return;
   __u64 base = c->base == GMT_BASE_SAVED ? h->saved : h->regs[c->base & (GMT_REG_SLOTS - 1)];
   if (base == 0) return;
   __u32 len = c->len;
   if (len == 0 || len > GMT_CAPTURE_BYTES) return;
   __u64 addr = base + (__s64)c->offset;
-  if (bpf_probe_read_user(h->cap[i], len, (const void *)addr) == 0) {
+  __u32 at = *words & 63;
+  if (bpf_probe_read_user(&h->tail[at], len, (const void *)addr) == 0) {
     h->cap_addr[i] = addr;
     h->cap_len[i] = len;
+    h->cap_off[i] = (__u16)(at * 8);
+    *words = at + (len + 7) / 8;
   }
 }
 
@@ -103,6 +109,7 @@ struct fp_walk {
   __u64 fp;
   __u32 n;
   __u32 max;
+  __u32 at; /* tail word of the first chain entry */
 };
 
 static long walk_frame(__u64 i, void *ctx) {
@@ -110,7 +117,7 @@ static long walk_frame(__u64 i, void *ctx) {
   if (w->fp == 0 || w->n >= w->max || w->n >= GMT_MAX_FRAMES) return 1;
   __u64 frame[2];
   if (bpf_probe_read_user(frame, sizeof frame, (const void *)w->fp) != 0 || frame[1] == 0) return 1;
-  w->h->frames[1 + (w->n & GMT_MAX_FRAMES)] = frame[1]; /* n < GMT_MAX_FRAMES: in bounds */
+  w->h->tail[(w->at + w->n) & (GMT_TAIL_WORDS - 1)] = frame[1]; /* at + n < GMT_TAIL_WORDS */
   w->n++;
   /* A chain that does not climb is broken: keep this return address, stop after it. */
   w->fp = frame[0] != 0 && frame[0] <= w->fp ? 0 : frame[0];
@@ -143,8 +150,10 @@ static __always_inline void follow_dir(struct gmt_hit *h, const struct gmt_site 
   __u32 po = s->dir_ptr_off, lo = s->dir_len_off;
   if (po > GMT_CAPTURE_BYTES - 8 || lo > GMT_CAPTURE_BYTES - 8) return;
   __u64 ptr = 0, len = 0;
-  __builtin_memcpy(&ptr, &h->cap[k][po & (GMT_CAPTURE_BYTES - 1)], 8);
-  __builtin_memcpy(&len, &h->cap[k][lo & (GMT_CAPTURE_BYTES - 1)], 8);
+  const __u8 *bytes = (const __u8 *)h->tail;
+  __u32 at = h->cap_off[k] & 511;
+  __builtin_memcpy(&ptr, bytes + at + (po & (GMT_CAPTURE_BYTES - 1)), 8);
+  __builtin_memcpy(&len, bytes + at + (lo & (GMT_CAPTURE_BYTES - 1)), 8);
   if (ptr == 0 || len == 0 || len > GMT_MAX_DIR) return;
   if (bpf_probe_read_user(h->dir, (__u32)len * 8, (const void *)ptr) != 0) return;
   struct dir_walk w = {.h = h, .elem_off = s->elem_off};
@@ -169,19 +178,22 @@ int gmt_hit(struct pt_regs *ctx) {
   h->flags = s->flags;
   read_regs(h, ctx);
   pass_pointer(h, s);
-  capture(h, s, 0);
-  capture(h, s, 1);
-  capture(h, s, 2);
-  capture(h, s, 3);
-  h->frames[0] = 0;
-  if (s->flags & GMT_RETADDR) bpf_probe_read_user(&h->frames[0], 8, (const void *)ctx->rsp);
-  struct fp_walk w = {.h = h, .fp = ctx->rbp, .n = 0, .max = s->frames};
+  __u32 words = 0;
+  capture(h, s, 0, &words);
+  capture(h, s, 1, &words);
+  capture(h, s, 2, &words);
+  capture(h, s, 3, &words);
+  words &= 63;
+  h->frames_at = words;
+  h->tail[words] = 0;
+  if (s->flags & GMT_RETADDR) bpf_probe_read_user(&h->tail[words], 8, (const void *)ctx->rsp);
+  struct fp_walk w = {.h = h, .fp = ctx->rbp, .n = 0, .max = s->frames, .at = words + 1};
   if (w.max > GMT_MAX_FRAMES) w.max = GMT_MAX_FRAMES;
   if (w.max > 0) bpf_loop(w.max, walk_frame, &w, 0);
   __u32 nframes = w.n;
   if (nframes > GMT_MAX_FRAMES) nframes = GMT_MAX_FRAMES;
   h->nframes = nframes;
-  __u64 size = __builtin_offsetof(struct gmt_hit, frames) + 8 + (__u64)nframes * 8;
+  __u64 size = __builtin_offsetof(struct gmt_hit, tail) + ((__u64)words + 1 + nframes) * 8;
   h->ndir = 0;
   if (s->flags & GMT_DIR) {
     follow_dir(h, s);

@@ -28,6 +28,7 @@ struct run_result;
 class uprobe_counters;
 class bpf_probes;
 struct bpf_hit;
+struct bpf_site;
 
 // One image one process ran while traced: the launched program, each process it started
 // (-f), and each image a process exec'd into (same pid, another binary) are one each.
@@ -146,6 +147,8 @@ class trace_session {
   void wait_untraced(const stop_policy& on_stop);
   const run_outcome& run_bpf(event_sink& sink, const stop_policy& on_stop);
   void on_bpf_hit(const bpf_hit& h);
+  memory_reader bpf_reader(pid_t pid, std::uint64_t bias);
+  std::vector<bpf_site> bpf_sites(std::uint64_t bias) const;
   void finish_bpf_stats();
   void total_up();
 

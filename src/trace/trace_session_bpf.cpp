@@ -138,18 +138,13 @@ void trace_session::on_bpf_hit(const bpf_hit& h) {
   bpf_current_ = nullptr;
 }
 
-const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& on_stop) {
-  if (!proc_) start();
-  outcome_.backend = "bpf";
-  const std::uint64_t bias = bin_->elf().is_pie() ? proc_->load_bias(bin_->elf().entry()) : 0;
-  const pid_t pid = proc_->pid();
+// Memory as it was at the hit comes from the record being decoded; what the BPF program was
+// not asked to read (type descriptors, a directory too large) is read now, from the live
+// program, or from the file when the program has gone (type names live in its read-only data).
+memory_reader trace_session::bpf_reader(pid_t pid, std::uint64_t bias) {
   const elf_file& elf = bin_->elf();
-  // Memory as it was at the hit comes from the record; what the BPF program was not asked to
-  // read (type descriptors, a Swiss map's directory) is read now, from the live program, or
-  // from the file when the program has gone (type names live in its read-only data).
-  memory_reader reader = [this, pid, bias, &elf](
-                             std::uint64_t addr,
-                             std::size_t len) -> expected<std::vector<std::byte>> {
+  return [this, pid, bias, &elf](std::uint64_t addr,
+                                 std::size_t len) -> expected<std::vector<std::byte>> {
     if (const bpf_hit* h = bpf_current_) {
       if (len == bpf_dir_elem_bytes) {
         if (auto e = h->dir_elems.find(addr); e != h->dir_elems.end())
@@ -175,11 +170,14 @@ const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& o
     }
     return unexpected(fmt::format("cannot read {} bytes at {:#x}", len, addr));
   };
-  tracer_ = std::make_unique<map_tracer>(*bin_, bias, reader, opts_.tracer, sink);
+}
+
+// One site per breakpoint request, at the same instruction, placed by its file offset.
+std::vector<bpf_site> trace_session::bpf_sites(std::uint64_t bias) const {
   std::vector<bpf_site> sites;
   for (const breakpoint_request& r : tracer_->breakpoints()) {
     sites.push_back(site_for(*bin_, r, opts_.tracer));
-    auto off = elf.file_offset_of(file_addr(r.addr.value() - bias));
+    auto off = bin_->elf().file_offset_of(file_addr(r.addr.value() - bias));
     if (!off) {
       throw fatal_error(exit_code::trace_failed,
                         fmt::format("--bpf: {:#x} ({}) is not in the file", r.addr.value(),
@@ -187,6 +185,16 @@ const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& o
     }
     sites.back().offset = *off;
   }
+  return sites;
+}
+
+const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& on_stop) {
+  if (!proc_) start();
+  outcome_.backend = "bpf";
+  const std::uint64_t bias = bin_->elf().is_pie() ? proc_->load_bias(bin_->elf().entry()) : 0;
+  const pid_t pid = proc_->pid();
+  tracer_ = std::make_unique<map_tracer>(*bin_, bias, bpf_reader(pid, bias), opts_.tracer, sink);
+  const std::vector<bpf_site> sites = bpf_sites(bias);
   bpf_ = bpf_probes::attach(opts_.program, pid, sites);
   start_ns_ = steady_now_ns();
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -166,6 +167,7 @@ class trace_session {
   std::unique_ptr<uprobe_counters> counters_;
   std::unique_ptr<map_tracer> tracer_;  // --bpf's
   std::unique_ptr<bpf_probes> bpf_;
+  std::mutex output_mutex_;  // --bpf: tell() and the reader thread's events share a stream
   const bpf_hit* bpf_current_ = nullptr;  // the record being decoded (consumer thread)
   std::uint64_t bpf_late_reads_ = 0;      // reads not captured at the hit: made afterwards
   std::uint64_t bpf_handler_errors_ = 0;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <mutex>
 
 #include "gomaptrace/bpf_probes.hpp"
 #include "gomaptrace/error.hpp"
@@ -216,6 +217,8 @@ const run_outcome& trace_session::run(event_sink& sink, const stop_policy& on_st
 }
 
 void trace_session::tell(const std::string& line) {
+  // --bpf: events are written from the reader thread, maybe to the same stream.
+  std::lock_guard lock(output_mutex_);
   if (opts_.notify) opts_.notify(line);
   outcome_.notices.push_back(line);
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "gomaptrace/bpf_probes.hpp"
@@ -131,6 +132,7 @@ void trace_session::on_bpf_hit(const bpf_hit& h) {
     ctx.regs = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]};
     ctx.chain = &h.chain;
     bpf_current_ = &h;
+    std::lock_guard lock(output_mutex_);
     tracer_->on_hit(h.site, ctx);
   } catch (const std::exception& e) {
     if (bpf_handler_errors_++ == 0) bpf_first_error_ = e.what();
@@ -273,7 +275,7 @@ void trace_session::finish_bpf_stats() {
   outcome_.backend_note = fmt::format(
       "--bpf: {} uprobe hit(s), {:.2f} µs each in the BPF program (plus the kernel's uprobe "
       "trap); durations are BPF timestamps and carry no tracer stop, so none was corrected; "
-      "events were still being written {:.1f} ms after the program's end",
+      "events were still being written {:.1f} ms after the program's end (or the detach)",
       hits, hits ? static_cast<double>(prog_ns) / static_cast<double>(hits) / 1000.0 : 0.0,
       static_cast<double>(outcome_.bpf_drain_ns) / 1e6);
   if (const std::uint64_t read = bpf_->records(); read + drops != hits) {

@@ -265,7 +265,8 @@ std::string help_text() {
       "  gomaptrace -q ./server --port 80\n"
       "  go test -exec \"gomaptrace -q --expect 'grows <= 10'\" ./...\n"
       "Exit status: the program's own; 2 usage, 100-110 gomaptrace could not trace (see\n"
-      "README), 111 an expectation failed.\n",
+      "README), 111 an expectation failed, 112 an output file cannot be written, 113 --bpf\n"
+      "is not permitted here.\n",
       expect_grammar_help);
 }
 

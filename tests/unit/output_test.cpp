@@ -91,6 +91,65 @@ TEST(json_output, unknown_goroutine_and_type_are_null) {
   EXPECT_TRUE(j["type"].is_null());
 }
 
+// The writer puts the text together itself (for speed): it must be exactly what a nlohmann
+// object of the same content dumps, keys sorted, for every optional part, the argument's own
+// key sorted in among the fixed ones, and strings that need escaping or are not valid UTF-8.
+TEST(json_output, is_byte_for_byte_nlohmann_s_dump) {
+  std::vector<map_event> events;
+  events.push_back(grow_event());
+  map_event e = grow_event();
+  e.arg = 5;
+  e.arg_name = "newCapacity";
+  e.hint = -1;
+  e.system_stack = true;
+  e.goid = 0;
+  e.table = {{"used", 3}, {"capacity", 8}, {"index", 0}};
+  e.pid = 1234;
+  e.type = "map[struct { A int \"json:\\\"a\\\"\" }]\x01\xff";
+  e.stack[0].file = "/src/ä\tb.go";
+  events.push_back(e);
+  e.arg_name = "bucket";
+  e.before.clear();
+  e.duration_ns.reset();
+  e.stack.clear();
+  events.push_back(e);
+  for (const map_event& ev : events) {
+    std::ostringstream s;
+    json_event_output out(s);
+    out.on_event(ev);
+    using nlohmann::json;
+    auto obj = [](const std::vector<field_value>& fs) {
+      json o = json::object();
+      for (const field_value& f : fs) o[f.name] = f.value;
+      return o;
+    };
+    json j;
+    j["event"] = ev.event;
+    j["func"] = ev.func;
+    j["time_ns"] = ev.time_ns;
+    j["pid"] = ev.pid;
+    j["tid"] = ev.tid;
+    j["goid"] = ev.goid ? json(*ev.goid) : json(nullptr);
+    if (ev.system_stack) j["system_stack"] = true;
+    j["map"] = "0xc000010000";
+    j["type"] = ev.type ? json(*ev.type) : json(nullptr);
+    if (ev.hint) j["hint"] = *ev.hint;
+    if (ev.arg) j[ev.arg_name] = *ev.arg;
+    j["fields"] = obj(ev.fields);
+    if (!ev.before.empty()) j["before"] = obj(ev.before);
+    if (!ev.table.empty()) j["table"] = obj(ev.table);
+    if (ev.duration_ns) j["duration_ns"] = *ev.duration_ns;
+    json st = json::array();
+    for (const stack_frame& f : ev.stack) {
+      json fr = {{"func", f.function}, {"file", f.file}, {"line", f.line}};
+      if (f.inlined) fr["inlined"] = true;
+      st.push_back(std::move(fr));
+    }
+    j["stack"] = std::move(st);
+    EXPECT_EQ(s.str(), j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+  }
+}
+
 TEST(summary, json_has_hits_version_impl_and_exit_status) {
   trace_stats st;
   st.hits["runtime.makemap"] = 27;

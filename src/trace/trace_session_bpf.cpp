@@ -29,7 +29,7 @@ std::uint64_t steady_now_ns() {
 }
 
 // hit_regs order: rip rsp rbp r14, then the argument registers from rax (bpf_probes.hpp).
-constexpr int reg_rsp = 1, reg_r14 = 3, reg_rax = 4;
+constexpr int reg_r14 = 3, reg_rax = 4;
 int reg_of(arg_reg a) {
   return reg_rax + static_cast<int>(a);
 }

@@ -8,6 +8,7 @@
 //	spawner exec-go PROG ARGS...    replaces itself (syscall.Exec) with another program
 //	spawner fork-exec PROG ARGS...  a raw fork(2) whose child execve()s another program
 //	spawner later PROG ARGS...      says "ready", waits for SIGUSR1, then does run-go
+//	spawner orphan PROG ARGS...     starts another program and exits 6 at once, not waiting
 //
 // Every line it prints is fixed, so a traced run's output can be compared with an untraced
 // one byte for byte.
@@ -165,6 +166,15 @@ func main() {
 		fmt.Printf("parent maps=%d\n", len(keep))
 	case "run-go":
 		runGo(os.Args[2:])
+	case "orphan":
+		maps(5)
+		cmd := exec.Command(os.Args[2], os.Args[3:]...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fmt.Println("start failed:", err)
+			os.Exit(1)
+		}
+		os.Exit(6)
 	case "later":
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGUSR1)
@@ -183,7 +193,7 @@ func main() {
 		maps(5)
 		fmt.Printf("parent maps=%d\n", len(keep))
 	default:
-		fmt.Fprintln(os.Stderr, "usage: spawner [run|exec|fork|child N|run-go|exec-go|fork-exec|later PROG ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: spawner [run|exec|fork|child N|run-go|exec-go|fork-exec|later|orphan PROG ARGS...]")
 		os.Exit(2)
 	}
 }

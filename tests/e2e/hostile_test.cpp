@@ -630,6 +630,32 @@ std::vector<pid_t> all_children_of(pid_t pid) {
 }
 }  // namespace
 
+// The launched program exits (status 6) while the Go child it started runs on for a second:
+// gomaptrace follows the child to its own end, then exits with the program's status.
+TEST(hostile_children, follow_traces_a_child_past_its_parents_exit) {
+  const testdata_build* b = find_build("spawner", "go1.26");
+  const testdata_build* kid = find_build("sleeper", "go1.23");
+  if (!b || !kid) GTEST_FAIL() << "no go1.26 spawner or go1.23 sleeper build";
+  const std::vector<std::string> prog = {b->path.string(), "orphan", kid->path.string(), "1"};
+  auto plain = run_command(prog);
+  temp_dir d;
+  std::vector<std::string> argv = {gomaptrace_binary(), "-f", "-q", "--summary-json",
+                                   (d.path() / "s").string()};
+  argv.insert(argv.end(), prog.begin(), prog.end());
+  auto traced = run_command(argv);
+  EXPECT_EQ(plain.status, 6);
+  EXPECT_EQ(traced.status, 6) << traced.err;
+  EXPECT_EQ(count_lines_with(traced.out, "heartbeat=1 "), 1u) << traced.out;
+  json s = json::parse(slurp(d.path() / "s"));
+  ASSERT_EQ(s["processes"].size(), 2u) << s["processes"].dump();
+  EXPECT_EQ(s["processes"][0]["exit_status"], 6);
+  const json& child = s["processes"][1];
+  EXPECT_TRUE(std::filesystem::equivalent(child["binary"].get<std::string>(), kid->path));
+  EXPECT_EQ(child["end"], "exited");
+  EXPECT_EQ(child["exit_status"], 0);  // traced to its end, a second after its parent's
+  EXPECT_GE(child["maps_created"].get<int>(), 100) << child.dump();  // one every 5 ms
+}
+
 // A Go child too old to trace (Go 1.16: arguments on the stack) is released in one line
 // saying why, and runs untraced to its own end.
 TEST(hostile_children, follow_releases_an_untraceable_go_child_in_one_line) {

@@ -136,7 +136,9 @@ trace_session::image& trace_session::trace_image(process& p, std::shared_ptr<con
   im->bin = std::move(bin);
   const go_binary& b = *im->bin;
   im->figures.pid = p.pid();
-  im->figures.binary = parent ? parent->figures.binary : opts_.program.string();
+  // Absolute, as the images exec'd later are (from /proc/PID/exe).
+  im->figures.binary =
+      parent ? parent->figures.binary : std::filesystem::absolute(opts_.program).string();
   im->figures.go_version = b.version().raw;
   im->figures.map_impl = std::string(to_string(b.impl()));
   const std::uint64_t bias = b.elf().is_pie() ? p.load_bias(b.elf().entry()) : 0;

@@ -26,6 +26,10 @@ struct displaced_instruction {
     emulate_jcc,       // jcc rel8/rel32: RIP = condition ? target : next
     emulate_call,      // call rel32: push next, RIP = target
     emulate_call_reg,  // call r64: push next, RIP = register
+    // mov r64, r64 (Go's `mov rbp, rsp`, where the entry int3 goes): dst = src, RIP = next.
+    // Costs the hit nothing (its registers are written anyway) and keeps the thread out of
+    // slots, so a signal that waited for the stop needs no fix-up when it is delivered.
+    emulate_mov_reg,
   };
   kind how = kind::out_of_line;
   std::uint8_t length = 0;
@@ -34,7 +38,8 @@ struct displaced_instruction {
   std::uint8_t disp_offset = 0;       // where that disp32 sits in the encoding
   std::uint64_t target = 0;           // absolute branch target (emulate_jmp/jcc/call)
   int condition = 0;                  // x86 condition code 0..15 (emulate_jcc)
-  int reg = 0;                        // register number 0..15 (emulate_call_reg)
+  int reg = 0;                        // register number 0..15 (emulate_call_reg, mov source)
+  int dst_reg = 0;                    // register number 0..15 (emulate_mov_reg destination)
   std::uint16_t ret_pop = 0;          // imm16 of `ret imm16`
   std::string text;                   // disassembly, for messages
 

@@ -30,7 +30,10 @@ struct inlined_site {
   bool in_frame = false;
   const inlined_recipe* recipe = nullptr;  // how arguments and result are known, if they are
   file_addr caller_breakpoint;             // with a recipe: the caller's entry after its check
-  std::vector<file_addr> caller_returns;   // with result_is_callers: the caller's RETs
+  // ... and where the ptrace int3 for it goes (its entry_trap: only the argument registers
+  // are read there, which the pushes it skips leave alone).
+  file_addr caller_trap;
+  std::vector<file_addr> caller_returns;  // with result_is_callers: the caller's RETs
 };
 
 struct resolved_probe {
@@ -39,6 +42,7 @@ struct resolved_probe {
   file_addr entry;
   file_addr end;
   file_addr breakpoint;            // after the stack-check prologue
+  entry_trap trap;                 // where the entry int3 goes: `breakpoint` or past a push
   std::vector<file_addr> returns;  // every RET in the body
   std::string source;              // "symtab" or ".gopclntab"
   // Inlined copies of the function in other functions (from the inline trees): calls there
@@ -79,6 +83,7 @@ class go_binary {
   struct function_code {
     std::vector<x86_insn> insns;
     file_addr breakpoint;  // after the stack check
+    entry_trap trap;       // the int3 for the entry
     std::vector<file_addr> returns, pushes_rbp;
   };
   function_code decode_function(const go_func& fn) const;

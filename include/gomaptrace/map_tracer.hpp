@@ -83,6 +83,12 @@ struct tracer_options {
   // for it even when not printed.
   event_sink* observer = nullptr;
   bool observe_high_volume = false;
+  // Where an entry's breakpoint goes. ptrace (true): the int3 past Go's one-byte `push rbp`
+  // (resolved_probe::trap), where RIP-1 alone proves a trap ours, so no PTRACE_GETSIGINFO;
+  // the registers are taken as at the end of the stack check. Uprobes (--bpf, false): the
+  // post-check `push rbp` itself, which the kernel emulates (~1.3 us; a `mov` there would be
+  // single-stepped out of line, ~10 us).
+  bool entry_past_push = true;
 };
 
 // Per creation site (the first caller outside the runtime), for summaries.
@@ -173,6 +179,7 @@ class map_tracer {
   std::vector<breakpoint_request> requests_;
   std::optional<std::uint64_t> types_base_;
   trace_stats stats_;
+  std::vector<std::uint32_t> entry_pushed_;            // per probe: bytes pushed before its int3
   std::vector<std::uint64_t*> hit_counters_;           // per probe, into stats_.hits
   const std::vector<std::uint64_t>* chain_ = nullptr;  // the current hit's captured chain
   std::unordered_map<std::uint64_t, std::optional<std::string>> type_cache_;

@@ -236,6 +236,10 @@ class process {
     bool exiting = false;     // stopped at PTRACE_EVENT_EXIT
     bool gone = false;   // PTRACE_INTERRUPT said ESRCH: exited (a zombie leader), no stop coming
     int resume_sig = 0;  // signal to deliver when resumed (signal-delivery-stop)
+    // Sent into a slot by a hit and not seen outside one since. Only such a thread can be
+    // inside a slot when a signal stops it: any other is resumed with no PTRACE_GETREGS
+    // or PTRACE_GETSIGINFO, as the one-stop floor does.
+    bool may_be_in_slot = false;
   };
   using site = site_table::site;
 

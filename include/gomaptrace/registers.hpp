@@ -41,6 +41,7 @@ class registers {
   // Register by Zydis-independent x86 encoding number (0 = rax ... 15 = r15), as used in
   // ModRM/REX; lets the instruction emulator read the register a `call reg` names.
   std::uint64_t gpr(int number) const;
+  void set_gpr(int number, std::uint64_t value);
 
   const user_regs_struct& raw() const { return r_; }
   user_regs_struct& raw() { return r_; }

@@ -35,4 +35,22 @@ std::vector<x86_insn> decode_linear(std::span<const std::byte> code, file_addr s
 file_addr after_stack_check(const std::vector<x86_insn>& insns, std::span<const std::byte> code,
                             file_addr entry);
 
+// Where a function's entry int3 goes, and what the instructions it skipped did to the stack.
+struct entry_trap {
+  file_addr addr;
+  // Bytes pushed between the end of the stack check and `addr`: there the return address is
+  // at [RSP + pushed]; RBP is not written by what was skipped (still the caller's).
+  std::uint32_t pushed = 0;
+};
+
+// The int3 for a function's entry, starting from `at` (after_stack_check). After a trap on a
+// one-byte instruction, RIP = at+1 is also a real instruction boundary (a thread that ran
+// that instruction out of line comes back there), so telling our trap from another SIGTRAP
+// would take a PTRACE_GETSIGINFO per hit. Go's frame prologue opens with the one-byte
+// `push rbp`: the int3 moves past one-byte pushes to the next instruction (`mov rbp, rsp`),
+// where RIP-1 can only be our int3, as long as no branch of the function lands there and
+// that instruction is no branch itself. The push sizes come from the decoded instructions.
+entry_trap plan_entry_trap(const std::vector<x86_insn>& insns, std::span<const std::byte> code,
+                           file_addr entry, file_addr at);
+
 }  // namespace gomaptrace

@@ -2,6 +2,9 @@
 
 #include <Zydis/Zydis.h>
 
+#include <algorithm>
+#include <iterator>
+
 namespace gomaptrace {
 
 namespace {
@@ -99,6 +102,32 @@ file_addr after_stack_check(const std::vector<x86_insn>& insns, std::span<const 
     }
   }
   return entry;
+}
+
+entry_trap plan_entry_trap(const std::vector<x86_insn>& insns, std::span<const std::byte> code,
+                           file_addr entry, file_addr at) {
+  entry_trap t{at, 0};
+  auto index =
+      std::find_if(insns.begin(), insns.end(), [&](const x86_insn& x) { return x.addr == at; });
+  auto landed_on = [&](file_addr a) {
+    return std::any_of(insns.begin(), insns.end(),
+                       [&](const x86_insn& x) { return x.target == a; });
+  };
+  ZydisDecodedInstruction in;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  for (; index != insns.end() && std::next(index) != insns.end(); ++index) {
+    const x86_insn& next = *std::next(index);
+    if (index->length != 1 || next.kind != insn_kind::other || landed_on(next.addr)) break;
+    const std::size_t off = static_cast<std::size_t>(index->addr - entry);
+    if (!ZYAN_SUCCESS(
+            ZydisDecoderDecodeFull(&decoder(), code.data() + off, code.size() - off, &in, ops)) ||
+        in.mnemonic != ZYDIS_MNEMONIC_PUSH || ops[0].type != ZYDIS_OPERAND_TYPE_REGISTER) {
+      break;
+    }
+    t.pushed += in.operand_width / 8;
+    t.addr = next.addr;
+  }
+  return t;
 }
 
 }  // namespace gomaptrace

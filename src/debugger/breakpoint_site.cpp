@@ -131,6 +131,17 @@ expected<displaced_instruction> plan_displacement(virt_addr addr, std::span<cons
     default:
       break;
   }
+  auto gpr64 = [&](const ZydisDecodedOperand& op) {
+    return op.type == ZYDIS_OPERAND_TYPE_REGISTER &&
+           ZydisRegisterGetClass(op.reg.value) == ZYDIS_REGCLASS_GPR64;
+  };
+  if (insn.mnemonic == ZYDIS_MNEMONIC_MOV && insn.operand_count_visible == 2 && gpr64(ops[0]) &&
+      gpr64(ops[1])) {
+    d.how = displaced_instruction::kind::emulate_mov_reg;
+    d.dst_reg = ZydisRegisterGetId(ops[0].reg.value);
+    d.reg = ZydisRegisterGetId(ops[1].reg.value);
+    return d;
+  }
   if (rel_imm) return fail("relative operand that cannot be relocated");
   for (int i = 0; i < insn.operand_count; ++i) {
     if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.base == ZYDIS_REGISTER_RIP) {
@@ -229,6 +240,10 @@ expected<void> emulate(const displaced_instruction& d, virt_addr addr, registers
       r.rip = target;
       return {};
     }
+    case k::emulate_mov_reg:
+      regs.set_gpr(d.dst_reg, regs.gpr(d.reg));
+      r.rip = next;
+      return {};
     case k::out_of_line:
       break;
   }

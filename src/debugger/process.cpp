@@ -774,6 +774,7 @@ void process::on_hit(thread_state& th, const site& s, registers& regs, const hit
   } else {
     regs.set_pc(s.slot);
   }
+  th.may_be_in_slot = !s.insn.emulated();
   // Killed in its stop: nothing of it runs any more, its exit status follows.
   (void)set_regs(th.tid, regs.raw());
 }
@@ -874,7 +875,7 @@ void process::resume(thread_state& th) {
   th.stopped = false;
   th.exiting = false;
   int sig = std::exchange(th.resume_sig, 0);
-  if (sig && !sites_.pages().empty()) {
+  if (sig && th.may_be_in_slot) {
     siginfo_t info{};
     get_siginfo(th.tid, info);
     bool info_changed = false;
@@ -883,6 +884,7 @@ void process::resume(thread_state& th) {
       th.resume_sig = 0;
       return;
     }
+    th.may_be_in_slot = false;
     sig = std::exchange(th.resume_sig, 0);
     if (info_changed) pt_ok(PTRACE_SETSIGINFO, th.tid, 0, reinterpret_cast<std::uint64_t>(&info));
   }

@@ -40,4 +40,11 @@ std::uint64_t registers::gpr(int number) const {
   return 0;
 }
 
+void registers::set_gpr(int number, std::uint64_t value) {
+  unsigned long long* by_number[] = {&r_.rax, &r_.rcx, &r_.rdx, &r_.rbx, &r_.rsp, &r_.rbp,
+                                     &r_.rsi, &r_.rdi, &r_.r8,  &r_.r9,  &r_.r10, &r_.r11,
+                                     &r_.r12, &r_.r13, &r_.r14, &r_.r15};
+  if (number >= 0 && number < 16) *by_number[number] = value;
+}
+
 }  // namespace gomaptrace

@@ -106,6 +106,7 @@ void go_binary::resolve_probes() {
     }
     const function_code c = decode_function(*fn);
     p.breakpoint = c.breakpoint;
+    p.trap = c.trap;
     p.returns = c.returns;
     probes_.push_back(std::move(p));
   }
@@ -133,6 +134,7 @@ go_binary::function_code go_binary::decode_function(const go_func& fn) const {
   function_code c;
   c.insns = decode_linear(*code, fn.entry);
   c.breakpoint = after_stack_check(c.insns, *code, fn.entry);
+  c.trap = plan_entry_trap(c.insns, *code, fn.entry, c.breakpoint);
   for (const x86_insn& in : c.insns) {
     if (in.kind == insn_kind::ret) c.returns.push_back(in.addr);
     // push rbp: Go's frame-pointer prologue (a frameless function has none).
@@ -154,9 +156,11 @@ inlined_site go_binary::resolve_inlined(const resolved_probe& p, const inlined_c
                            [&](file_addr a) { return a < copy.body; });
   // A copy right at the caller's breakpoint would need two breakpoints on one PC, in order:
   // it is then only counted.
-  if (c.breakpoint != copy.body) s.recipe = find_inlined_recipe(p.symbol, copy.caller);
+  if (c.breakpoint != copy.body && c.trap.addr != copy.body)
+    s.recipe = find_inlined_recipe(p.symbol, copy.caller);
   if (s.recipe) {
     s.caller_breakpoint = c.breakpoint;
+    s.caller_trap = c.trap.addr;
     if (s.recipe->result_is_callers) s.caller_returns = c.returns;
   }
   return s;

@@ -71,6 +71,9 @@ nlohmann::json inspect_json(const go_binary& bin) {
                {"entry", hex(p.entry)},
                {"end", hex(p.end)},
                {"breakpoint", hex(p.breakpoint)},
+               // Where the entry int3 really goes, and the bytes pushed before it.
+               {"entry_int3", hex(p.trap.addr)},
+               {"entry_int3_pushed", p.trap.pushed},
                {"returns", r},
                {"source", p.source},
                {"breakpoint_source", p.breakpoint == p.entry ? "entry (no stack check)"
@@ -132,8 +135,8 @@ void write_inspect_text(std::ostream& out, const go_binary& bin) {
   table(L.map_struct, L.map_size, L.map_fields);
   if (!L.table_fields.empty()) table(L.table_struct, L.table_size, L.table_fields);
   out << "\nprobes\n";
-  out << fmt::format("  {:<46} {:>10} {:>10}  {:<8} {}\n", "function", "entry", "breakpoint",
-                     "source", "returns");
+  out << fmt::format("  {:<46} {:>10} {:>10} {:>10}  {:<8} {}\n", "function", "entry", "after chk",
+                     "int3", "source", "returns");
   for (const resolved_probe& p : bin.probes()) {
     std::string rets;
     if (p.spec->want_return) {
@@ -141,8 +144,8 @@ void write_inspect_text(std::ostream& out, const go_binary& bin) {
     } else {
       rets = "-";
     }
-    out << fmt::format("  {:<46} {:>10} {:>10}  {:<8} {}\n", p.symbol, hex(p.entry),
-                       hex(p.breakpoint), p.source, rets);
+    out << fmt::format("  {:<46} {:>10} {:>10} {:>10}  {:<8} {}\n", p.symbol, hex(p.entry),
+                       hex(p.breakpoint), hex(p.trap.addr), p.source, rets);
     for (const inlined_site& c : p.inlined_sites)
       out << fmt::format("    inlined copy in {} at {}: {}\n", c.caller, hex(c.body),
                          inlined_decoding(c));

@@ -66,7 +66,9 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
   const auto& probes = bin_.probes();
   for (std::size_t i = 0; i < probes.size(); ++i) {
     const resolved_probe& p = probes[i];
-    requests_.push_back({to_virt(p.breakpoint, bias_), i, false});
+    const entry_trap at = opts_.entry_past_push ? p.trap : entry_trap{p.breakpoint, 0};
+    requests_.push_back({to_virt(at.addr, bias_), i, false});
+    entry_pushed_.push_back(at.pushed);
     if (p.spec->want_return) {
       for (file_addr r : p.returns)
         requests_.push_back({to_virt(r, bias_), i, true, request_kind::ret});
@@ -77,8 +79,9 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
       const inlined_site& site = p.inlined_sites[k];
       requests_.push_back({to_virt(site.body, bias_), i, false, request_kind::inlined_body, k});
       if (!site.recipe || !p.spec->want_return) continue;
-      requests_.push_back({to_virt(site.caller_breakpoint, bias_), i, false,
-                           request_kind::inlined_caller_entry, k});
+      const file_addr caller = opts_.entry_past_push ? site.caller_trap : site.caller_breakpoint;
+      requests_.push_back(
+          {to_virt(caller, bias_), i, false, request_kind::inlined_caller_entry, k});
       for (file_addr r : site.caller_returns)
         requests_.push_back({to_virt(r, bias_), i, false, request_kind::inlined_caller_return, k});
     }
@@ -105,7 +108,11 @@ void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
   } else {
     ++*hit_counters_[r.probe];
     if (p.spec->is_insert) ++stats_.inserts;
-    on_entry(p, r.probe, ctx);
+    // The int3 may sit past the prologue's push (plan_entry_trap): the registers are taken
+    // as they were at the end of the stack check, where [RSP] is the return address.
+    hit_context at_check = ctx;
+    at_check.regs.rsp += entry_pushed_[r.probe];
+    on_entry(p, r.probe, at_check);
   }
 }
 

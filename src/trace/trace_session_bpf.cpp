@@ -195,7 +195,9 @@ const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& o
   outcome_.backend = "bpf";
   const std::uint64_t bias = bin_->elf().is_pie() ? proc_->load_bias(bin_->elf().entry()) : 0;
   const pid_t pid = proc_->pid();
-  tracer_ = std::make_unique<map_tracer>(*bin_, bias, bpf_reader(pid, bias), opts_.tracer, sink);
+  tracer_options o = opts_.tracer;
+  o.entry_past_push = false;  // uprobes: the kernel emulates the push, not the mov after it
+  tracer_ = std::make_unique<map_tracer>(*bin_, bias, bpf_reader(pid, bias), o, sink);
   const std::vector<bpf_site> sites = bpf_sites(bias);
   bpf_ = bpf_probes::attach(opts_.program, pid, sites);
   start_ns_ = steady_now_ns();

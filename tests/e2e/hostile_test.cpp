@@ -465,7 +465,7 @@ class kernel_count {
     const json probes = json::parse(info.out)["probes"];
     for (const json& p : probes) {
       const std::string sym = p["symbol"];
-      add(sym, sym, hex(p["breakpoint"]));
+      add(sym, sym, hex(p["entry_int3"]));  // after the int3, never on it
       if (!p.contains("inlined_sites")) continue;
       for (std::size_t k = 0; k < p["inlined_sites"].size(); ++k)
         add(sym, sym + "@" + std::to_string(k), hex(p["inlined_sites"][k]["body"]));

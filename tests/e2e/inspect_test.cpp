@@ -26,6 +26,8 @@ namespace {
 struct objdump_func {
   std::uint64_t entry = 0;
   std::uint64_t after_check = 0;  // address after the stack check's conditional jump
+  std::string after_check_text;   // the instruction there ("PUSHQ BP")
+  std::uint64_t after_that = 0;   // the address of the one after it
   std::vector<std::uint64_t> rets;
 };
 
@@ -69,6 +71,9 @@ std::map<std::string, objdump_func> objdump(const std::filesystem::path& bin) {
       }
     }
     if (!f.after_check) f.after_check = f.entry;
+    const std::size_t at = index_of[f.after_check];
+    f.after_check_text = insns[at].second;
+    if (at + 1 < insns.size()) f.after_that = insns[at + 1].first;
     out[cur] = f;
   };
   while (std::getline(in, line)) {
@@ -175,6 +180,14 @@ TEST(inspect, probes_match_go_objdump_for_every_build) {
       EXPECT_EQ(hex(p["entry"]), t.entry) << sym;
       if (stripped) EXPECT_EQ(hex(p["entry"]), gosym_entry[sym]) << sym;
       EXPECT_EQ(hex(p["breakpoint"]), t.after_check) << sym;
+      // The entry int3 goes past Go's one-byte frame push (8 bytes, PUSHQ), else stays.
+      if (t.after_check_text.starts_with("PUSHQ BP")) {
+        EXPECT_EQ(hex(p["entry_int3"]), t.after_that) << sym;
+        EXPECT_EQ(p["entry_int3_pushed"], 8) << sym;
+      } else {
+        EXPECT_EQ(hex(p["entry_int3"]), t.after_check) << sym << ": " << t.after_check_text;
+        EXPECT_EQ(p["entry_int3_pushed"], 0) << sym;
+      }
       std::vector<std::uint64_t> rets;
       for (const json& a : p["returns"]) rets.push_back(hex(a));
       EXPECT_EQ(rets, t.rets) << sym;

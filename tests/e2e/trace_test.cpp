@@ -80,7 +80,7 @@ bool deterministic(const std::string& sym) {
 }
 
 // Trace `b` while the kernel counts the same functions with uprobes on the instruction after
-// each breakpoint (never the same instruction: both work by writing int3).
+// each entry int3 (never the same instruction: both work by writing int3).
 void expect_hits_equal_uprobes(const testdata_build& b, const std::vector<std::string>& args,
                                const std::vector<std::string>& env = {},
                                std::string* program_out = nullptr,
@@ -93,7 +93,7 @@ void expect_hits_equal_uprobes(const testdata_build& b, const std::vector<std::s
   std::vector<std::string> symbols;
   std::map<std::string, std::vector<std::string>> inlined;  // symbol -> its copies' uprobes
   for (const json& p : info["probes"]) {
-    auto after = instruction_after(copy.path(), file_addr(hex(p["breakpoint"])));
+    auto after = instruction_after(copy.path(), file_addr(hex(p["entry_int3"])));
     ASSERT_TRUE(after) << after.error();
     auto off = elf_file_offset(copy.path(), *after);
     ASSERT_TRUE(off) << off.error();
@@ -484,7 +484,7 @@ TEST(trace_process, attach_then_detach_leaves_the_program_running_unharmed) {
     ASSERT_GE(mem, 0);
     auto off = [&](std::uint64_t addr) { return elf_file_offset(b->path, file_addr(addr)); };
     for (const json& p : info["probes"]) {
-      std::vector<std::uint64_t> addrs{hex(p["breakpoint"])};
+      std::vector<std::uint64_t> addrs{hex(p["breakpoint"]), hex(p["entry_int3"])};
       for (const json& r : p["returns"]) addrs.push_back(hex(r));
       for (std::uint64_t a : addrs) {
         unsigned char live = 0;

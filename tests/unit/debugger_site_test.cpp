@@ -10,15 +10,12 @@
 #include "gomaptrace/breakpoint_site.hpp"
 #include "gomaptrace/ool_page.hpp"
 #include "gomaptrace/site_table.hpp"
+#include "support/bytes.hpp"
 
 namespace gomaptrace {
 namespace {
 
-std::vector<std::byte> bytes(std::initializer_list<int> v) {
-  std::vector<std::byte> out;
-  for (int b : v) out.push_back(std::byte(b));
-  return out;
-}
+using testing::bytes;
 
 using kind = displaced_instruction::kind;
 
@@ -170,6 +167,37 @@ TEST(DebuggerSite, EmulatesCallAndRetOnRegistersAndStack) {
   ASSERT_TRUE(call_rsp);
   ASSERT_TRUE(emulate(*call_rsp, virt_addr(0x500000), regs, mem));
   EXPECT_EQ(regs.rip(), base + 24);
+}
+
+// Go's `mov rbp, rsp` (where an entry int3 goes since Go 1.21) and every other 64-bit
+// register-to-register mov are carried out on the registers: no slot, no memory. Narrower
+// moves (they zero or keep upper bits) and moves from memory still run out of line.
+TEST(DebuggerSite, EmulatesRegisterToRegisterMoves) {
+  emulation_memory no_memory{
+      [](virt_addr) -> expected<std::uint64_t> { return unexpected("no memory access"); },
+      [](virt_addr, std::uint64_t) -> expected<void> { return unexpected("no memory access"); }};
+  registers regs;
+  regs.raw().rsp = 0xc000123450;
+  regs.raw().rbp = 0xc000999990;
+  auto mov = plan_displacement(virt_addr(0x40f0cb), bytes({0x48, 0x89, 0xe5}));  // mov rbp,rsp
+  ASSERT_TRUE(mov) << mov.error();
+  EXPECT_EQ(mov->how, kind::emulate_mov_reg);
+  ASSERT_TRUE(emulate(*mov, virt_addr(0x40f0cb), regs, no_memory));
+  EXPECT_EQ(regs.rbp(), 0xc000123450u);
+  EXPECT_EQ(regs.rsp(), 0xc000123450u);
+  EXPECT_EQ(regs.rip(), 0x40f0ceu);
+  // mov r11, rax in the other encoding (8b /r): r11 = rax.
+  regs.raw().rax = 42;
+  auto mov_r11 = plan_displacement(virt_addr(0x1000), bytes({0x4c, 0x8b, 0xd8}));
+  ASSERT_TRUE(mov_r11) << mov_r11.error();
+  EXPECT_EQ(mov_r11->how, kind::emulate_mov_reg);
+  ASSERT_TRUE(emulate(*mov_r11, virt_addr(0x1000), regs, no_memory));
+  EXPECT_EQ(regs.r11(), 42u);
+  EXPECT_EQ(regs.rip(), 0x1003u);
+  EXPECT_EQ(plan_displacement(virt_addr(0x1000), bytes({0x89, 0xe5}))->how,  // mov ebp, esp
+            kind::out_of_line);
+  EXPECT_EQ(plan_displacement(virt_addr(0x1000), bytes({0x48, 0x8b, 0x28}))->how,  // [rax]
+            kind::out_of_line);
 }
 
 TEST(DebuggerSite, SlotPageGoesBelowTheCodeWithinReach) {

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libelf-dev libdwarf-dev zlib1g-dev libcli11-dev libfmt-dev
   libzydis-dev nlohmann-json3-dev libgtest-dev libre2-dev
-  gdb golang-1.19-go linux-perf hyperfine clang-format
+  gdb golang-1.19-go linux-perf hyperfine clang-format strace
   libprotobuf-dev protobuf-compiler golang-github-google-pprof-dev
   clang libclang-rt-14-dev
   libbpf-dev bpftool

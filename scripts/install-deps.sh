@@ -12,6 +12,7 @@ packages=(
   libprotobuf-dev protobuf-compiler golang-github-google-pprof-dev
   clang libclang-rt-14-dev
   libbpf-dev bpftool
+  graphviz
 )
 missing=()
 for p in "${packages[@]}"; do

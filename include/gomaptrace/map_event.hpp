@@ -51,14 +51,17 @@ struct map_event {
   std::optional<std::int64_t> hint;
   std::optional<std::uint64_t> arg;  // bucket, oldbucket or newCapacity
   std::string arg_name;
-  std::vector<field_value> before;           // state at entry, for events seen at return
-  std::vector<field_value> fields;           // state now (after, for events seen at return)
-  std::vector<field_value> table;            // swiss: the receiver table at entry
-  std::optional<std::uint64_t> duration_ns;  // entry to return
-  std::vector<stack_frame> stack;            // the caller chain, innermost first
-  // The map's creation site; nullopt when the trace did not see the map made (made before
-  // it attached, or by the compiler with no runtime call).
+  std::vector<field_value> before;  // state at entry, for events seen at return
+  std::vector<field_value> fields;  // state now (after, for events seen at return)
+  std::vector<field_value> table;   // swiss: the receiver table at entry
+  // Entry to return minus the tracer's own stops inside (see stop_calibration).
+  std::optional<std::uint64_t> duration_ns;
+  std::optional<std::uint64_t> traced_ns;  // entry to return as measured, stops included
+  std::vector<stack_frame> stack;          // the caller chain, innermost first
+  // The map's site: where it was made, or where it was first seen (made by the compiler
+  // without a runtime call, or before an attach). Every event of a map carries it.
   std::optional<creation_site> site;
+  std::string site_kind;  // "made" or "first_seen"
 };
 
 }  // namespace gomaptrace

@@ -69,6 +69,49 @@ class event_sink {
   virtual void on_map_typed(std::uint64_t /*map*/, const std::string& /*type*/) {}
 };
 
+// The tracer's own cost of one stop (int3 -> tracer -> thread running again, the tracer's
+// handler excluded), measured at start-up on a child of gomaptrace (trace_session). Durations
+// subtract one stop for every stop on the thread inside the interval.
+struct stop_calibration {
+  std::uint64_t wall_ns = 0;        // median round trip, wall clock
+  std::uint64_t cpu_ns = 0;         // of which on the stopped thread's own CPU clock
+  std::uint64_t wall_error_ns = 0;  // half the p10..p90 spread of the wall samples
+  std::uint64_t cpu_error_ns = 0;
+  std::uint64_t samples = 0;
+  std::string method;  // how it was measured, for the summary
+  // Measured again in the program itself, between two consecutive inserts on one thread with
+  // no other stop between them (one stop plus one mapassign): the cost of a stop in this
+  // program, which the start-up child underestimates. Used when it has enough samples.
+  std::uint64_t live_cpu_ns = 0, live_error_ns = 0, live_samples = 0;
+  std::uint64_t used_ns = 0;  // what was subtracted per stop in the end
+  std::uint64_t used_error_ns = 0;
+  std::string used;  // "start-up" or "live"
+};
+
+// A timed call, kept raw so the per-stop cost can be settled at the end of the trace:
+// corrected = raw - fixed - stops x per-stop cost (fixed: the handlers' measured time, wall
+// clock only).
+struct timed_ns {
+  std::uint64_t raw = 0, fixed = 0, stops = 0;
+  timed_ns& operator+=(const timed_ns& o) {
+    raw += o.raw, fixed += o.fixed, stops += o.stops;
+    return *this;
+  }
+  [[nodiscard]] std::uint64_t corrected(std::uint64_t per_stop) const {
+    const std::uint64_t minus = fixed + stops * per_stop;
+    return raw > minus ? raw - minus : 0;
+  }
+};
+
+// Which clock times makemap and growth. thread_cpu: the thread's on-CPU time
+// (/proc/PID/task/TID/schedstat), which does not advance while the thread sits in a ptrace
+// stop nor while it waits for a CPU; wall: steady_clock, minus the handler's measured time.
+enum class latency_clock { wall, thread_cpu };
+std::string_view to_string(latency_clock c);
+
+// A thread's on-CPU nanoseconds, read while it is stopped (nullopt: unreadable).
+using thread_cpu_clock = std::function<std::optional<std::uint64_t>(pid_t tid)>;
+
 struct tracer_options {
   int stack_depth = 6;      // frames printed per event
   bool all_events = false;  // print every insert, growWork and evacuate too
@@ -89,19 +132,52 @@ struct tracer_options {
   // post-check `push rbp` itself, which the kernel emulates (~1.3 us; a `mov` there would be
   // single-stepped out of line, ~10 us).
   bool entry_past_push = true;
+  stop_calibration calibration;
+  latency_clock clock = latency_clock::wall;
+  thread_cpu_clock cpu_clock;  // required for latency_clock::thread_cpu
+  bool profile = false;        // aggregate values per call stack (--pprof): unwinds every insert
 };
 
-// Per creation site (the first caller outside the runtime), for summaries.
+enum class site_kind { made, first_seen };
+std::string_view to_string(site_kind k);
+
+// Per site: where the map was made (first frame outside the runtime of the makemap call) or,
+// for a map the tracer first met at an insert or a growth, where that happened.
 struct site_stats {
   std::string function;
   std::string file;
   int line = 0;
+  site_kind kind = site_kind::made;
   std::uint64_t maps = 0;
-  std::uint64_t grows = 0;    // hashGrow, or swiss growToTable/grow/split
-  std::uint64_t assigns = 0;  // inserts into maps made here
+  std::uint64_t grows = 0;    // each growth once: hashGrow, or swiss growToTable/grow/split
+  std::uint64_t assigns = 0;  // inserts into maps of this site
   std::optional<std::int64_t> hint_min, hint_max;
-  std::vector<std::uint64_t> init_ns;  // makemap durations
+  std::vector<timed_ns> init_timed;  // makemap calls
+  std::vector<timed_ns> grow_timed;  // growth, summed per map that grew
+  // Filled by map_tracer::finish() from the above: corrected ns.
+  std::vector<std::uint64_t> init_ns;
+  std::vector<std::uint64_t> grow_ns;
+  // Corrected figures below these are within the calibration's error (stops x error).
+  std::uint64_t init_noise_ns = 0, grow_noise_ns = 0;
+  std::uint64_t peak_entries = 0;  // largest count (classic) / used (swiss) of one map
+  std::uint64_t peak_size = 0;     // largest B (classic) or total capacity (swiss) of one map
+  std::uint64_t grow_bytes = 0;    // bucket/group arrays allocated by growth
   std::map<std::string, std::uint64_t> types;
+};
+
+// What `make(map[K]V, hint)` at the site would have saved; only for sites whose maps grew.
+struct presize_advice {
+  std::uint64_t hint = 0;
+  std::uint64_t grows_avoided = 0;
+  std::uint64_t grow_ns_saved = 0;
+};
+std::optional<presize_advice> advice_for(const site_stats& s);
+
+// Values per call stack (--pprof); the stack starts at the site frame, innermost first.
+struct profile_entry {
+  std::vector<stack_frame> stack;
+  std::uint64_t maps = 0, grows = 0, inserts = 0, grow_ns = 0, init_ns = 0, grow_bytes = 0;
+  timed_ns grow_timed, init_timed;  // grow_ns and init_ns are set from these by finish()
 };
 
 struct trace_stats {
@@ -109,12 +185,17 @@ struct trace_stats {
   std::map<std::string, std::uint64_t> hits;
   std::map<std::string, std::uint64_t> inlined_hits;  // the part of hits at inlined copies
   std::uint64_t events = 0;                           // events handed to the sink
-  std::uint64_t maps_created = 0;
+  std::uint64_t maps_created = 0;                     // makemap calls seen
+  std::uint64_t maps_seen = 0;  // maps first met at an insert or a growth
   std::uint64_t grows = 0;
   std::uint64_t inserts = 0;                // mapassign* calls
   std::uint64_t unmatched_returns = 0;      // returns whose entry we did not see (attach mid-call)
   std::uint64_t read_errors = 0;            // tracee memory that could not be read
-  std::map<std::string, site_stats> sites;  // key "file:line"
+  std::map<std::string, site_stats> sites;  // key "kind file:line"
+  stop_calibration calibration;
+  latency_clock clock = latency_clock::wall;
+  std::uint64_t clock_fallbacks = 0;  // timed calls that moved thread: wall clock used
+  std::map<std::vector<std::uint64_t>, profile_entry> profile;  // key: the stack's pcs
 };
 
 class map_tracer {
@@ -124,6 +205,12 @@ class map_tracer {
 
   const std::vector<breakpoint_request>& breakpoints() const { return requests_; }
   void on_hit(std::size_t request, const hit_context& ctx);
+  // After every hit on `tid`: the handler took `handler_ns` of wall time (the session times
+  // it), so the thread lost that plus one calibrated stop.
+  void note_stop(pid_t tid, std::uint64_t handler_ns);
+  // Settles the per-stop cost (start-up or live calibration) and fills every corrected
+  // figure. Call once the program is done; stats() before it has raw timings only.
+  void finish();
   const trace_stats& stats() const { return stats_; }
   // True when the binary has a growth function to probe (needed by --max-grows).
   static bool can_count_grows(const go_binary& bin);
@@ -131,26 +218,52 @@ class map_tracer {
  private:
   struct pending_call {
     std::uint64_t time_ns;
+    pid_t tid = 0;
+    std::optional<std::uint64_t> cpu_ns;
+    std::uint64_t stops = 0;        // the thread's stop count at entry
+    std::uint64_t overhead_ns = 0;  // the thread's wall overhead at entry
     hit_regs regs;
     std::vector<field_value> before;
     std::vector<field_value> table;
     std::optional<std::string> type;
     std::vector<stack_frame> stack;
+    std::optional<map_event> folded;  // rehash: the grow or split it wrapped
+    std::uint64_t folded_bytes = 0;
   };
   struct map_record {
-    std::string site;  // key into stats_.sites, empty if made before we watched
+    site_stats* site = nullptr;
+    std::string site_key;
     std::optional<std::string> type;
+    std::optional<std::uint64_t> seed;  // hash0 / seed: a new map at a reused address differs
+    std::uint64_t peak_entries = 0;
+    std::optional<std::size_t> grow_slot;  // index into site->grow_ns
+  };
+  struct map_identity {
+    std::uint64_t count = 0, seed = 0;
+  };
+  struct thread_account {
+    std::uint64_t stops = 0;
+    std::uint64_t overhead_ns = 0;
+    // Live calibration: the CPU clock at an insert, and the stop count then.
+    std::optional<std::uint64_t> sample_cpu;
+    std::uint64_t sample_stops = 0;
   };
 
   void on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx);
+  void on_insert(const resolved_probe& p, const hit_context& ctx);
   // slot: the pending_ key's second half (the probe, or inlined_slot() of a copy).
   void on_return(const resolved_probe& p, std::size_t slot, const hit_context& ctx);
+  void on_growth_return(const resolved_probe& p, pending_call& c, const hit_context& ctx,
+                        map_event& e);
   static std::size_t inlined_slot(std::size_t probe, std::size_t site) {
     return ((probe + 1) << 32) | site;
   }
 
   std::optional<std::int64_t> goid(const hit_regs& r);
   std::optional<std::string> type_name(std::uint64_t type_addr);
+  std::optional<map_identity> identity(std::uint64_t map);
+  std::uint64_t group_bytes(std::uint64_t type_addr);
+  std::uint64_t growth_bytes(const map_event& e, std::uint64_t type_addr);
   std::vector<field_value> map_fields(std::uint64_t map, bool capacity_too = true);
   std::vector<field_value> table_fields(std::uint64_t table);
   // in_frame: r.rip is inside a function that has set up its frame (an inlined copy), not
@@ -165,9 +278,21 @@ class map_tracer {
   std::int64_t call_key(const hit_context& ctx, std::optional<std::int64_t> g) const;
   map_event base_event(const resolved_probe& p, const hit_context& ctx,
                        std::optional<std::int64_t> g);
-  void note_creation(map_event& e, bool map_known = true);
-  void note_grow(std::uint64_t map);
-  std::optional<creation_site> site_of(std::uint64_t map) const;
+  timed_ns measure(const pending_call& c, const hit_context& ctx);
+  std::uint64_t per_stop_ns() const;
+  void sample_stop_cost(pid_t tid);
+  site_stats& site_for(const std::vector<stack_frame>& stack, site_kind kind, std::string* key);
+  map_record& record_map(std::uint64_t map, const std::vector<stack_frame>& stack, site_kind kind,
+                         const std::optional<std::string>& type);
+  map_record& known_map(std::uint64_t map, const std::vector<stack_frame>& stack,
+                        const std::optional<std::string>& type);
+  // map_known false: an inlined copy without a recipe, whose map address is unknown.
+  void note_creation(map_event& e, const timed_ns& t, bool map_known = true);
+  pending_call begin_call(const hit_context& ctx, const hit_regs& regs);
+  void note_growth(map_event& e, const timed_ns& t, std::uint64_t bytes);
+  void note_peak(map_record& rec, std::uint64_t entries);
+  void add_profile(const std::vector<stack_frame>& stack, const profile_entry& v);
+  void label(map_event& e, const map_record& rec) const;
   void emit(map_event& e, bool high_volume);
 
   const go_binary& bin_;
@@ -185,6 +310,11 @@ class map_tracer {
   std::unordered_map<std::uint64_t, std::optional<std::string>> type_cache_;
   std::unordered_map<std::uint64_t, std::vector<stack_frame>> symbol_cache_;
   std::unordered_map<std::uint64_t, map_record> maps_;
+  std::unordered_map<std::uint64_t, std::uint64_t> group_bytes_;  // map type -> group bytes
+  std::unordered_map<pid_t, thread_account> threads_;
+  std::optional<field_layout> count_field_, seed_field_;
+  std::size_t rehash_probe_ = SIZE_MAX;      // the probe whose calls fold an inner growth
+  std::vector<std::uint64_t> live_samples_;  // CPU ns of one stop (+ one insert) in the program
   // Calls waiting for their return, per goroutine (or thread on g0) and probe.
   std::map<std::pair<std::int64_t, std::size_t>, std::vector<pending_call>> pending_;
   // Registers at the entry of a caller holding an inlined copy with a recipe, per goroutine

@@ -43,6 +43,9 @@ struct probe_spec {
   // the rehash that wraps grow/split, nor growToSmall (the first group of an empty map).
   bool counts_as_grow = false;
   bool is_insert = false;  // mapassign*: one key inserted or updated
+  // Swiss rehash: always wraps one grow or split, which is folded into it (one growth is one
+  // event, timed from the outer call). Counts as a grow only if no inner call was seen.
+  bool wraps_growth = false;
 };
 
 // What an inlined copy of a probed function inside a known caller can be decoded from. The

@@ -51,6 +51,9 @@ struct runtime_layout {
   std::string type_struct;
   field_layout type_size, type_tflag, type_str;  // type_str is a nameOff (int32)
   std::uint8_t tflag_extra_star = 1 << 1;        // TFlagExtraStar in every supported release
+  // The map type descriptor's pointer to its bucket (classic) or group (Swiss) type, whose
+  // size is the bytes of one bucket or group: growth allocates arrays of them.
+  field_layout map_type_group{64, 8};
 
   // runtime.moduledata: pcHeader (points at .gopclntab's header), text, types, etypes.
   field_layout moduledata_pcheader, moduledata_text, moduledata_types, moduledata_etypes;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gomaptrace/expect_checker.hpp"
+#include "gomaptrace/fd.hpp"
 #include "gomaptrace/go_binary.hpp"
 #include "gomaptrace/map_tracer.hpp"
 
@@ -101,6 +102,21 @@ struct stop_decision {
 };
 using stop_policy = std::function<stop_decision(bool attached)>;
 
+// A thread's on-CPU time from /proc/PID/task/TID/schedstat, one open file per thread.
+class thread_cpu_reader {
+ public:
+  explicit thread_cpu_reader(int pid) : pid_(pid) {}
+  std::optional<std::uint64_t> operator()(pid_t tid);
+
+ private:
+  int pid_;
+  std::unordered_map<pid_t, unique_fd> fds_;
+};
+
+// Measures the tracer's cost of one stop on a child of gomaptrace (see stop_calibration).
+// Never throws: a failure is said in `method` with samples = 0.
+stop_calibration calibrate_stop_cost(int rounds);
+
 class trace_session {
  public:
   // Reads and checks the binary; throws fatal_error when it cannot be traced.
@@ -134,6 +150,7 @@ class trace_session {
   struct image;  // one traced image: its binary, tracer and hit handler
   image& trace_image(process& p, std::shared_ptr<const go_binary> bin, const image* parent);
   void plant(image& im);
+  const stop_calibration& stop_cost();
   void close_image(process& p, const std::string& end, const run_result* r);
   void drop_if_silent(const image* im, bool at_exec);
   void tell(const std::string& line);
@@ -175,6 +192,7 @@ class trace_session {
   trace_stats bpf_stats_;
   std::vector<std::size_t> probe_of_counter_;  // counter index -> index into probes()
   trace_stats count_stats_;
+  std::optional<stop_calibration> calibration_;  // stop_cost()
   std::uint64_t start_ns_ = 0;
   run_outcome outcome_;
 };

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "gomaptrace/expect_checker.hpp"
 #include "gomaptrace/go_binary.hpp"
 #include "gomaptrace/inspect_output.hpp"
+#include "gomaptrace/pprof_output.hpp"
 #include "gomaptrace/process.hpp"
 #include "gomaptrace/regex.hpp"
 #include "gomaptrace/summary_output.hpp"
@@ -211,6 +213,38 @@ int run_inspect(const std::string& path, bool json) {
   return 0;
 }
 
+// The trace layer's per-stack values as pprof samples: one per call stack (from the site
+// frame outwards), with the corrected times, and a comment saying what was subtracted.
+void write_profile(std::ostream& out, const gt::trace_stats& stats, const gt::run_outcome& run) {
+  std::vector<gt::pprof_sample> samples;
+  samples.reserve(stats.profile.size());
+  for (const auto& [pcs, p] : stats.profile) {
+    gt::pprof_sample s;
+    s.stack = p.stack;
+    s.maps = static_cast<std::int64_t>(p.maps);
+    s.grows = static_cast<std::int64_t>(p.grows);
+    s.inserts = static_cast<std::int64_t>(p.inserts);
+    s.grow_ns = static_cast<std::int64_t>(p.grow_ns);
+    s.init_ns = static_cast<std::int64_t>(p.init_ns);
+    s.grow_bytes = static_cast<std::int64_t>(p.grow_bytes);
+    samples.push_back(std::move(s));
+  }
+  gt::pprof_metadata meta;
+  meta.binary = run.binary;
+  meta.duration_nanos = static_cast<std::int64_t>(run.duration_ns);
+  meta.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() -
+                    meta.duration_nanos;
+  const gt::stop_calibration& cal = stats.calibration;
+  meta.comments.push_back(fmt::format(
+      "gomaptrace: {} {}; grow_ns and init_ns on the {} clock minus {} ns per tracer stop ({} "
+      "calibration)",
+      run.binary, run.go_version, gt::to_string(stats.clock), cal.used_ns, cal.used));
+  gt::write_pprof(out, samples, meta);
+  out.flush();
+}
+
 // The signal policy: a signal aimed at gomaptrace alone detaches when attached, and is passed
 // on to a launched program (unless the terminal already sent it to the program's group).
 gt::stop_decision on_stop_request(bool attached) {
@@ -299,6 +333,8 @@ int run_trace(const trace_options& o) {
   so.bpf = o.bpf;
   so.tracer.stack_depth = o.stack;
   so.tracer.all_events = o.events;
+  so.tracer.profile = !o.pprof.empty();
+  so.tracer.clock = o.clock == "wall" ? gt::latency_clock::wall : gt::latency_clock::thread_cpu;
   if (!o.filter.empty()) so.tracer.filter = *gt::regex_matcher::compile(o.filter);  // checked
   if (checker.wants_events()) so.tracer.observer = &checker;
   so.tracer.observe_high_volume = checker.wants_high_volume();
@@ -310,6 +346,7 @@ int run_trace(const trace_options& o) {
   auto file_out = open_output(o.output, "-o", prog);
   auto summary_out = open_output(o.summary_json, "--summary-json", prog);
   auto chrome_out = open_output(o.chrome_trace, "--chrome-trace", prog);
+  auto pprof_out = open_output(o.pprof, "--pprof", prog);
   std::ostream& out = file_out ? *file_out : stderr_lines();
 
   install_signal_handlers();
@@ -319,10 +356,13 @@ int run_trace(const trace_options& o) {
 
   gt::text_event_output text(out, o.follow);
   gt::json_event_output jsonl(out);
-  gt::chrome_trace_output chrome(session.pid());
+  std::unique_ptr<gt::chrome_trace_output> chrome;
+  if (chrome_out)
+    chrome = std::make_unique<gt::chrome_trace_output>(*chrome_out, session.pid(),
+                                                       session.outcome().binary);
   gt::tee_sink sinks;
   if (!o.quiet) sinks.add(o.json ? static_cast<gt::event_sink*>(&jsonl) : &text);
-  if (chrome_out) sinks.add(&chrome);
+  if (chrome) sinks.add(chrome.get());
 
   gt::run_outcome outcome =
       counting ? session.run_counting(on_stop_request) : session.run(sinks, on_stop_request);
@@ -332,7 +372,8 @@ int run_trace(const trace_options& o) {
   counts.grows = stats.grows;
   outcome.expectations = checker.results(counts);
   write_results(o, stats, outcome, out, summary_out, !file_out);
-  if (chrome_out) chrome.write(*chrome_out);
+  if (chrome) chrome->close();
+  if (pprof_out) write_profile(*pprof_out, stats, outcome);
   return exit_status_of(outcome);
 }
 

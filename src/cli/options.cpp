@@ -55,6 +55,8 @@ void define(CLI::App& app, trace_options& o, raw_options& raw) {
   app.add_option("--summary-json", o.summary_json);
   app.add_option("--chrome-trace", o.chrome_trace);
   app.add_option("--filter", o.filter);
+  app.add_option("--latency-clock", o.clock);
+  app.add_option("--pprof", o.pprof);
   app.add_option("--expect", raw.expect)->allow_extra_args(false);  // one EXPR each
   app.add_option("--max-grows", raw.max_grows);
   app.add_flag("--count{preferred}", raw.count);
@@ -97,6 +99,9 @@ void check_and_convert(trace_options& o, const raw_options& raw) {
     if (auto r = regex_matcher::compile(o.filter); !r) {
       usage(fmt::format("--filter '{}': not a valid regular expression: {}", o.filter, r.error()));
     }
+  }
+  if (o.clock != "cpu" && o.clock != "wall") {
+    usage(fmt::format("--latency-clock {}: cpu or wall", o.clock));
   }
   for (const std::string& text : raw.expect) {
     auto e = parse_expectation(text);
@@ -239,6 +244,10 @@ std::string help_text() {
       "  --chrome-trace FILE    a timeline for ui.perfetto.dev or chrome://tracing\n"
       "  --filter REGEX         print only events whose call chain has a matching function\n"
       "                         (RE2 syntax, e.g. '^main\\.'); counts still cover everything\n"
+      "  --pprof FILE           a gzipped pprof profile (go tool pprof): maps, grows, inserts,\n"
+      "                         grow_ns, init_ns, grow_bytes per call stack\n"
+      "  --latency-clock CLOCK  cpu (default: the thread's CPU time) or wall, for makemap and\n"
+      "                         growth times; either way minus the tracer's calibrated stops\n"
       "  FILE may be - (standard output); %p becomes gomaptrace's pid, %b PROG's file name.\n"
       "\n"
       "Processes:\n"

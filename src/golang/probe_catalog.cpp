@@ -73,7 +73,7 @@ std::vector<probe_spec> make_swiss() {
   v.push_back({"internal/runtime/maps.(*Map).growToTable", P::map_grow, true, R::rbx, R::rax,
                R::none, R::none, false, "grow_to_table", true});
   v.push_back({"internal/runtime/maps.(*table).rehash", P::table_grow, true, R::rbx, R::rcx, R::rax,
-               R::none, false, "rehash"});
+               R::none, false, "rehash", false, false, true});
   v.push_back({"internal/runtime/maps.(*table).grow", P::table_grow, true, R::rbx, R::rcx, R::rax,
                R::rdi, false, "table_grow", true});
   v.push_back({"internal/runtime/maps.(*table).split", P::table_grow, true, R::rbx, R::rcx, R::rax,

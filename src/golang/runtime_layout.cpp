@@ -176,6 +176,22 @@ expected<runtime_layout> dwarf_layout(const go_version& v, map_impl impl, const 
     l.type_size = *sz, l.type_tflag = *tf, l.type_str = *str;
   }
   // DWARF has no constants; TFlagExtraStar has been 1<<1 since Go 1.x, keep the default.
+  // The map type's bucket/group pointer: its struct was renamed in 1.21, 1.24 and 1.26. A
+  // binary whose DWARF lacks every spelling keeps the table's offset.
+  using name_pair = std::pair<const char*, const char*>;
+  const std::vector<name_pair> group_names =
+      impl == map_impl::classic
+          ? std::vector<name_pair>{{"internal/abi.OldMapType", "Bucket"},
+                                   {"internal/abi.MapType", "Bucket"},
+                                   {"runtime.maptype", "bucket"}}
+          : std::vector<name_pair>{{"internal/abi.SwissMapType", "Group"},
+                                   {"internal/abi.MapType", "Group"}};
+  for (auto [type, field] : group_names) {
+    if (auto g = dwarf_field_of(d, type, field)) {
+      l.map_type_group = *g;
+      break;
+    }
+  }
 
   auto md = d.find_struct("runtime.moduledata");
   if (!md) return unexpected(md.error());

@@ -67,6 +67,11 @@ void text_event_output::on_event(const map_event& e) {
   detail += fields_text(e.fields, e.before);
   if (!e.table.empty()) detail += "  table: " + fields_text(e.table, {});
   out_ << "             " << detail << '\n';
+  if (e.site) {
+    out_ << fmt::format("             map {} {} {}:{}\n",
+                        e.site_kind == "made" ? "made at" : "first seen at", e.site->function,
+                        e.site->file, e.site->line);
+  }
   bool first = true;
   for (const stack_frame& f : e.stack) {
     out_ << fmt::format("             {} {}{} {}:{}\n", first ? "at" : "  ", f.function,
@@ -111,7 +116,11 @@ void append_fields(std::string& out, const std::vector<field_value>& fs) {
     if (i + 1 < sorted.size() && sorted[i + 1]->name == sorted[i]->name) continue;
     if (out.back() != '{') out += ',';
     append_json_string(out, sorted[i]->name);
-    fmt::format_to(std::back_inserter(out), ":{}", sorted[i]->value);
+    // Every address is written one way in JSON, "0x..." like `map`: pointer fields too.
+    if (is_pointer_field(sorted[i]->name))
+      fmt::format_to(std::back_inserter(out), ":\"{:#x}\"", sorted[i]->value);
+    else
+      fmt::format_to(std::back_inserter(out), ":{}", sorted[i]->value);
   }
   out += '}';
 }
@@ -123,9 +132,10 @@ void append_fields(std::string& out, const std::vector<field_value>& fs) {
 // text is byte for byte what nlohmann wrote: keys sorted, the argument's name (bucket,
 // oldbucket, newCapacity: never one of the fixed keys) among them, same escaping.
 void json_event_output::on_event(const map_event& e) {
-  static constexpr const char* keys[] = {"before",       "duration_ns", "event", "fields",  "func",
-                                         "goid",         "hint",        "map",   "pid",     "stack",
-                                         "system_stack", "table",       "tid",   "time_ns", "type"};
+  static constexpr const char* keys[] = {
+      "before", "duration_ns", "event", "fields",  "func",    "goid",      "hint", "map", "pid",
+      "site",   "stack",       "system_stack",     "table",   "tid",       "time_ns",
+      "traced_ns", "type"};
   std::string& o = line_;
   o.clear();
   auto out = std::back_inserter(o);
@@ -177,6 +187,18 @@ void json_event_output::on_event(const map_event& e) {
     } else if (key == "pid") {
       put();
       fmt::format_to(out, "{}", e.pid);
+    } else if (key == "site" && e.site) {
+      put();
+      o += "{\"file\":";
+      append_json_string(o, e.site->file);
+      o += ",\"func\":";
+      append_json_string(o, e.site->function);
+      o += ",\"kind\":";
+      append_json_string(o, e.site_kind);
+      fmt::format_to(out, ",\"line\":{}}}", e.site->line);
+    } else if (key == "traced_ns" && e.traced_ns) {
+      put();
+      fmt::format_to(out, "{}", *e.traced_ns);
     } else if (key == "stack") {
       put();
       o += '[';

@@ -1,5 +1,7 @@
 #include "gomaptrace/map_tracer.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 #include <unordered_set>
@@ -53,6 +55,11 @@ constexpr int unwind_depth = 24;
 // only bounds a corrupt one (Go's 1 GiB stack limit allows deeper, nobody reads that).
 constexpr std::size_t max_chain_frames = 100000;
 
+// Live stop samples needed before they replace the start-up calibration.
+constexpr std::uint64_t min_live_samples = 50;
+constexpr std::size_t max_live_samples = 4096;
+
+
 }  // namespace
 
 map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read,
@@ -89,7 +96,15 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
     if (!p.inlined_sites.empty()) stats_.inlined_hits[p.symbol] = 0;
   }
   for (const resolved_probe& p : probes) hit_counters_.push_back(&stats_.hits[p.symbol]);
+  for (std::size_t i = 0; i < probes.size(); ++i)
+    if (probes[i].spec->wraps_growth) rehash_probe_ = i;
   if (auto t = bin_.types_base()) types_base_ = t->value() + bias_;
+  const runtime_layout& L = bin_.layout();
+  const bool classic = L.impl == map_impl::classic;
+  count_field_ = L.field(classic ? "count" : "used");
+  seed_field_ = L.field(classic ? "hash0" : "seed");
+  stats_.calibration = opts_.calibration;
+  stats_.clock = opts_.cpu_clock ? opts_.clock : latency_clock::wall;
 }
 
 bool map_tracer::can_count_grows(const go_binary& bin) {
@@ -107,13 +122,23 @@ void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
     on_return(p, r.probe, ctx);
   } else {
     ++*hit_counters_[r.probe];
-    if (p.spec->is_insert) ++stats_.inserts;
     // The int3 may sit past the prologue's push (plan_entry_trap): the registers are taken
     // as they were at the end of the stack check, where [RSP] is the return address.
     hit_context at_check = ctx;
     at_check.regs.rsp += entry_pushed_[r.probe];
-    on_entry(p, r.probe, at_check);
+    if (p.spec->is_insert) {
+      ++stats_.inserts;
+      on_insert(p, at_check);
+    } else {
+      on_entry(p, r.probe, at_check);
+    }
   }
+}
+
+void map_tracer::note_stop(pid_t tid, std::uint64_t handler_ns) {
+  thread_account& t = threads_[tid];
+  ++t.stops;
+  t.overhead_ns += handler_ns;
 }
 
 std::optional<std::uint64_t> map_tracer::read_u64(std::uint64_t addr) {
@@ -361,13 +386,6 @@ map_event map_tracer::base_event(const resolved_probe& p, const hit_context& ctx
   return e;
 }
 
-std::optional<creation_site> map_tracer::site_of(std::uint64_t map) const {
-  auto it = maps_.find(map);
-  if (it == maps_.end() || it->second.site.empty()) return std::nullopt;
-  const site_stats& st = stats_.sites.at(it->second.site);
-  return creation_site{st.file, st.line, st.function};
-}
-
 void map_tracer::emit(map_event& e, bool high_volume) {
   if (opts_.observer) opts_.observer->on_event(e);  // whole chain, unfiltered
   if (high_volume && !opts_.all_events) return;
@@ -387,38 +405,274 @@ void map_tracer::emit(map_event& e, bool high_volume) {
   sink_.on_event(e);
 }
 
-void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx) {
+// --- attribution ------------------------------------------------------------------------
+
+std::optional<map_tracer::map_identity> map_tracer::identity(std::uint64_t map) {
+  if (map == 0 || !count_field_) return std::nullopt;
+  const std::uint64_t end =
+      std::max(count_field_->offset + count_field_->size,
+               seed_field_ ? seed_field_->offset + seed_field_->size : std::uint64_t{0});
+  auto b = read_(map, end);
+  if (!b) {
+    ++stats_.read_errors;
+    return std::nullopt;
+  }
+  map_identity id;
+  id.count = extract(*b, *count_field_);
+  if (seed_field_) id.seed = extract(*b, *seed_field_);
+  return id;
+}
+
+site_stats& map_tracer::site_for(const std::vector<stack_frame>& stack, site_kind kind,
+                                 std::string* key) {
+  // The first frame outside the runtime; failing that the innermost frame we have, so that
+  // every map (and so every grow) belongs to exactly one site.
+  const stack_frame* f = nullptr;
+  for (const stack_frame& s : stack) {
+    if (!is_runtime_function(s.function)) {
+      f = &s;
+      break;
+    }
+  }
+  if (!f && !stack.empty()) f = &stack.front();
+  static const stack_frame unknown{0, "?", "", 0, false};
+  if (!f) f = &unknown;
+  *key = fmt::format("{} {}:{}", to_string(kind), f->file, f->line);
+  auto [it, fresh] = stats_.sites.try_emplace(*key);
+  if (fresh) {
+    it->second.function = f->function;
+    it->second.file = f->file;
+    it->second.line = f->line;
+    it->second.kind = kind;
+  }
+  return it->second;
+}
+
+map_tracer::map_record& map_tracer::record_map(std::uint64_t map,
+                                               const std::vector<stack_frame>& stack,
+                                               site_kind kind,
+                                               const std::optional<std::string>& type) {
+  map_record rec;
+  rec.site = &site_for(stack, kind, &rec.site_key);
+  rec.type = type;
+  ++rec.site->maps;
+  ++rec.site->types[type.value_or("?")];
+  if (kind == site_kind::first_seen) ++stats_.maps_seen;
+  // An address can be reused after the old map was collected: this one starts afresh.
+  map_record& out = maps_[map];
+  out = std::move(rec);
+  return out;
+}
+
+map_tracer::map_record& map_tracer::known_map(std::uint64_t map,
+                                              const std::vector<stack_frame>& stack,
+                                              const std::optional<std::string>& type) {
+  auto it = maps_.find(map);
+  if (it != maps_.end()) return it->second;
+  map_record& rec = record_map(map, stack, site_kind::first_seen, type);
+  if (auto id = identity(map)) rec.seed = id->seed;
+  return rec;
+}
+
+void map_tracer::note_peak(map_record& rec, std::uint64_t entries) {
+  rec.peak_entries = std::max(rec.peak_entries, entries);
+  rec.site->peak_entries = std::max(rec.site->peak_entries, entries);
+}
+
+void map_tracer::label(map_event& e, const map_record& rec) const {
+  e.site = creation_site{rec.site->file, rec.site->line, rec.site->function};
+  e.site_kind = std::string(to_string(rec.site->kind));
+  if (!e.type) e.type = rec.type;
+}
+
+void map_tracer::add_profile(const std::vector<stack_frame>& stack, const profile_entry& v) {
+  if (!opts_.profile) return;
+  // From the site frame outwards: the runtime's own frames would make every sample's leaf
+  // a runtime function, hiding which of the program's lines grew its maps.
+  auto first = std::find_if(stack.begin(), stack.end(),
+                            [](const stack_frame& f) { return !is_runtime_function(f.function); });
+  if (first == stack.end()) first = stack.begin();
+  std::vector<std::uint64_t> key;
+  for (auto it = first; it != stack.end(); ++it) key.push_back(it->pc);
+  auto [slot, fresh] = stats_.profile.try_emplace(std::move(key));
+  profile_entry& p = slot->second;
+  if (fresh) p.stack.assign(first, stack.end());
+  p.maps += v.maps;
+  p.grows += v.grows;
+  p.inserts += v.inserts;
+  p.grow_bytes += v.grow_bytes;
+  p.grow_timed += v.grow_timed;
+  p.init_timed += v.init_timed;
+}
+
+// --- latency ----------------------------------------------------------------------------
+
+timed_ns map_tracer::measure(const pending_call& c, const hit_context& ctx) {
+  timed_ns t;
+  const thread_account& th = threads_[ctx.tid];
+  // Stops on this thread since the entry: the entry's own (its resume half) and every one
+  // inside, the return's trap half completing one more round trip.
+  const std::uint64_t stops = th.stops - c.stops;
+  if (stats_.clock == latency_clock::thread_cpu && ctx.tid == c.tid && c.cpu_ns) {
+    if (auto now = opts_.cpu_clock(ctx.tid); now && *now >= *c.cpu_ns) {
+      t.raw = *now - *c.cpu_ns;
+      t.stops = stops;
+      return t;
+    }
+  }
+  // Wall clock: the handlers' own measured time plus one calibrated stop per stop. A call
+  // whose goroutine moved thread (or a CPU clock that could not be read) is timed so too,
+  // with the start-up figure: its per-stop cost is fixed now.
+  t.raw = ctx.time_ns - c.time_ns;
+  if (ctx.tid == c.tid) t.fixed = th.overhead_ns - c.overhead_ns;
+  if (stats_.clock == latency_clock::thread_cpu) {
+    ++stats_.clock_fallbacks;
+    t.fixed += stops * opts_.calibration.wall_ns;
+  } else {
+    t.stops = stops;
+  }
+  return t;
+}
+
+std::uint64_t map_tracer::per_stop_ns() const {
+  const stop_calibration& cal = stats_.calibration;
+  if (stats_.clock == latency_clock::wall) return cal.wall_ns;
+  return cal.live_samples >= min_live_samples ? cal.live_cpu_ns : cal.cpu_ns;
+}
+
+void map_tracer::sample_stop_cost(pid_t tid) {
+  // Two consecutive inserts on one thread with no other stop between: the CPU time between
+  // them is one stop of this very program plus one mapassign (tens of ns). The first few
+  // hundred pairs, then one in 64 up to 4096, so the cost stays a pread now and then.
+  if (stats_.clock != latency_clock::thread_cpu || !opts_.cpu_clock) return;
+  thread_account& th = threads_[tid];
+  if (th.sample_cpu && th.stops == th.sample_stops + 1) {
+    if (auto now = opts_.cpu_clock(tid); now && *now >= *th.sample_cpu)
+      live_samples_.push_back(*now - *th.sample_cpu);
+    th.sample_cpu.reset();
+    return;
+  }
+  th.sample_cpu.reset();
+  // Bounded: a long trace must not grow the tracer's memory (a median of 4096 is plenty).
+  if (live_samples_.size() >= max_live_samples) return;
+  if (live_samples_.size() < 400 || stats_.inserts % 64 == 0) {
+    th.sample_cpu = opts_.cpu_clock(tid);
+    th.sample_stops = th.stops;
+  }
+}
+
+void map_tracer::finish() {
+  stop_calibration& cal = stats_.calibration;
+  if (!live_samples_.empty()) {
+    std::vector<std::uint64_t> v = live_samples_;
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) { return v[static_cast<std::size_t>(q * (v.size() - 1) + 0.5)]; };
+    cal.live_samples = v.size();
+    cal.live_cpu_ns = at(0.5);
+    cal.live_error_ns = (at(0.9) - at(0.1)) / 2;
+  }
+  const bool live =
+      stats_.clock == latency_clock::thread_cpu && cal.live_samples >= min_live_samples;
+  cal.used = live ? "live" : "start-up";
+  cal.used_ns = per_stop_ns();
+  cal.used_error_ns = stats_.clock == latency_clock::wall ? cal.wall_error_ns
+                      : live                              ? cal.live_error_ns
+                                                          : cal.cpu_error_ns;
+  const std::uint64_t c = cal.used_ns, err = cal.used_error_ns;
+  for (auto& [key, st] : stats_.sites) {
+    st.init_ns.clear();
+    st.grow_ns.clear();
+    for (const timed_ns& t : st.init_timed) {
+      st.init_ns.push_back(t.corrected(c));
+      st.init_noise_ns = std::max(st.init_noise_ns, t.stops * err);
+    }
+    for (const timed_ns& t : st.grow_timed) {
+      st.grow_ns.push_back(t.corrected(c));
+      st.grow_noise_ns = std::max(st.grow_noise_ns, t.stops * err);
+    }
+  }
+  for (auto& [key, p] : stats_.profile) {
+    p.init_ns = p.init_timed.corrected(c);
+    p.grow_ns = p.grow_timed.corrected(c);
+  }
+}
+
+// --- hits -------------------------------------------------------------------------------
+
+void map_tracer::on_insert(const resolved_probe& p, const hit_context& ctx) {
+  // The hot path: one small read names the map (its seed tells a new map at a reused
+  // address) and its size; a stack is unwound only for a map met for the first time, a
+  // printed event or a profile.
   const probe_spec& s = *p.spec;
-  const bool printed = !s.high_volume || opts_.all_events;
+  const std::uint64_t m = ctx.regs.arg(s.map_arg);
+  const bool printed = opts_.all_events;
+  sample_stop_cost(ctx.tid);
+  auto id = identity(m);
+  auto it = maps_.find(m);
+  const bool fresh = it == maps_.end() || (id && it->second.seed && *it->second.seed != id->seed);
+  std::vector<stack_frame> stack;
+  if (fresh || printed || opts_.profile) stack = unwind(ctx.regs);
+  std::optional<std::string> type;
+  if (fresh || printed || it->second.type == std::nullopt)
+    type = type_name(ctx.regs.arg(s.type_arg));
+  if (fresh) {
+    map_record& rec = record_map(m, stack, site_kind::first_seen, type);
+    if (id) rec.seed = id->seed;
+    it = maps_.find(m);
+  }
+  map_record& rec = it->second;
+  if (!rec.type && type) {
+    // makemap_small is given no type; the first insert names it, for the site too.
+    rec.type = type;
+    auto& types = rec.site->types;
+    if (auto q = types.find("?"); q != types.end() && --q->second == 0) types.erase(q);
+    ++types[*type];
+    if (opts_.observer) opts_.observer->on_map_typed(m, *type);
+  }
+  ++rec.site->assigns;
+  // The count before this insert; a new key makes it one more.
+  if (id) note_peak(rec, id->count + 1);
+  add_profile(stack, {.inserts = 1});
   // Built only for --expect, not printed: no map fields, no goroutine id, a call chain only
   // when a func label needs one.
   const bool observed_only = !printed && opts_.observer && opts_.observe_high_volume;
-  if (s.role == probe_role::assign) {
-    // The hot path: count it against its map and site; build an event only when printed.
-    std::uint64_t m = ctx.regs.arg(s.map_arg);
-    auto it = maps_.find(m);
-    if (it != maps_.end()) {
-      map_record& rec = it->second;
-      if (!rec.type) {
-        // makemap_small is given no type; the first insert names it, for the site too.
-        rec.type = type_name(ctx.regs.arg(s.type_arg));
-        if (rec.type && !rec.site.empty()) {
-          auto& types = stats_.sites[rec.site].types;
-          if (auto q = types.find("?"); q != types.end() && --q->second == 0) types.erase(q);
-          ++types[*rec.type];
-        }
-        if (rec.type && opts_.observer) opts_.observer->on_map_typed(m, *rec.type);
-      }
-      if (!rec.site.empty()) ++stats_.sites[rec.site].assigns;
-    }
-  }
   if (!printed && !observed_only) return;
+  map_event e = base_event(p, ctx, observed_only ? std::nullopt : goid(ctx.regs));
+  e.map = m;
+  e.type = type ? type : rec.type;
+  label(e, rec);
+  if (observed_only) {
+    if (opts_.full_chain) e.stack = stack.empty() ? unwind(ctx.regs) : std::move(stack);
+    emit(e, true);
+    return;
+  }
+  e.fields = map_fields(m, false);
+  e.stack = std::move(stack);
+  emit(e, true);
+}
 
+// What a call needs at its entry to be timed at its return. The thread is stopped while the
+// tracer reads, and its CPU clock stands still, so the reads after this cost the call nothing.
+map_tracer::pending_call map_tracer::begin_call(const hit_context& ctx, const hit_regs& regs) {
+  pending_call c;
+  c.time_ns = ctx.time_ns;
+  c.tid = ctx.tid;
+  const thread_account& th = threads_[ctx.tid];
+  c.stops = th.stops;
+  c.overhead_ns = th.overhead_ns;
+  c.regs = regs;
+  if (stats_.clock == latency_clock::thread_cpu) c.cpu_ns = opts_.cpu_clock(ctx.tid);
+  return c;
+}
+
+void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx) {
+  const probe_spec& s = *p.spec;
+  const bool printed = !s.high_volume || opts_.all_events;
+  const bool observed_only = !printed && opts_.observer && opts_.observe_high_volume;
+  if (!printed && !observed_only) return;
   auto g = observed_only ? std::nullopt : goid(ctx.regs);
   if (s.want_return) {
-    pending_call c;
-    c.time_ns = ctx.time_ns;
-    c.regs = ctx.regs;
+    pending_call c = begin_call(ctx, ctx.regs);
     if (s.type_arg != arg_reg::none) c.type = type_name(ctx.regs.arg(s.type_arg));
     if (s.map_arg != arg_reg::none) c.before = map_fields(ctx.regs.arg(s.map_arg));
     if (s.table_arg != arg_reg::none) c.table = table_fields(ctx.regs.arg(s.table_arg));
@@ -426,28 +680,23 @@ void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_
     pending_[{call_key(ctx, g), probe}].push_back(std::move(c));
     return;
   }
-
+  // growWork / evacuate / installTableSplit: printed with --events only.
   map_event e = base_event(p, ctx, g);
   e.map = s.map_arg != arg_reg::none ? ctx.regs.arg(s.map_arg) : 0;
   if (s.type_arg != arg_reg::none) e.type = type_name(ctx.regs.arg(s.type_arg));
-  if (!e.type) {
-    if (auto it = maps_.find(e.map); it != maps_.end()) e.type = it->second.type;
-  }
   if (s.extra_arg != arg_reg::none) {
     e.arg = ctx.regs.arg(s.extra_arg);
     e.arg_name = s.role == probe_role::grow_work ? "bucket" : "oldbucket";
   }
-  e.site = site_of(e.map);
+  if (auto it = maps_.find(e.map); it != maps_.end()) label(e, it->second);
   if (observed_only) {
     if (opts_.full_chain) e.stack = unwind(ctx.regs);
     emit(e, s.high_volume);
     return;
   }
-  // Summing capacity walks the whole directory (one read per table): worth it for growth,
-  // too dear for every insert, growWork and evacuate.
-  e.fields = map_fields(e.map, !s.high_volume);
-  if (s.table_arg != arg_reg::none) e.table = table_fields(ctx.regs.arg(s.table_arg));
   e.stack = unwind(ctx.regs);
+  e.fields = map_fields(e.map, false);
+  if (s.table_arg != arg_reg::none) e.table = table_fields(ctx.regs.arg(s.table_arg));
   emit(e, s.high_volume);
 }
 
@@ -495,9 +744,7 @@ void map_tracer::on_inlined_body(const resolved_probe& p, const breakpoint_reque
   }
   if (site.recipe && args && s.want_return && site.recipe->result_is_callers) {
     // The callee's arguments, where its own entry would have had them.
-    pending_call c;
-    c.time_ns = ctx.time_ns;
-    c.regs = ctx.regs;
+    pending_call c = begin_call(ctx, ctx.regs);
     c.regs.set_arg(s.type_arg, args->arg(site.recipe->type_arg));
     c.regs.set_arg(s.extra_arg, args->arg(site.recipe->extra_arg));
     if (s.type_arg != arg_reg::none) c.type = type_name(c.regs.arg(s.type_arg));
@@ -510,9 +757,12 @@ void map_tracer::on_inlined_body(const resolved_probe& p, const breakpoint_reque
   if (s.role == probe_role::create || s.role == probe_role::create_small) {
     map_event e = base_event(p, ctx, g);
     e.stack = unwind(ctx.regs, site.in_frame);
-    note_creation(e, false);
+    note_creation(e, timed_ns{}, false);
   } else if (s.counts_as_grow) {
+    // Every grow belongs to one site: the growth's own chain, as for a map first seen there.
     ++stats_.grows;
+    std::string key;
+    ++site_for(unwind(ctx.regs, site.in_frame), site_kind::first_seen, &key).grows;
   }
 }
 
@@ -529,72 +779,182 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t slot, const hit_
 
   const probe_spec& s = *p.spec;
   map_event e = base_event(p, ctx, g);
-  e.time_ns = c.time_ns;
-  e.duration_ns = ctx.time_ns - c.time_ns;
-  e.stack = std::move(c.stack);
+  e.time_ns = c.time_ns;  // every event carries its call time
+  e.tid = c.tid;
+  e.stack = c.stack;
   e.type = c.type;
-  e.before = std::move(c.before);
-  e.table = std::move(c.table);
-  switch (s.role) {
-    case probe_role::create:
-    case probe_role::create_small:
-      e.map = ctx.regs.rax;  // the result
-      if (s.extra_arg != arg_reg::none) e.hint = static_cast<std::int64_t>(c.regs.arg(s.extra_arg));
-      e.fields = map_fields(e.map);
-      note_creation(e);
-      break;
-    default:
-      e.map = c.regs.arg(s.map_arg);
-      e.fields = map_fields(e.map);
-      if (s.extra_arg != arg_reg::none) {
-        e.arg = c.regs.arg(s.extra_arg);
-        e.arg_name = "newCapacity";
-      }
-      if (!e.type) {
-        if (auto m = maps_.find(e.map); m != maps_.end()) e.type = m->second.type;
-      }
-      if (s.counts_as_grow) note_grow(e.map);
-      e.site = site_of(e.map);
-      break;
+  e.before = c.before;
+  e.table = c.table;
+  if (s.role == probe_role::create || s.role == probe_role::create_small) {
+    timed_ns t = measure(c, ctx);
+    e.duration_ns = t.corrected(per_stop_ns());
+    e.traced_ns = ctx.time_ns - c.time_ns;
+    e.map = ctx.regs.rax;  // the result
+    if (s.extra_arg != arg_reg::none) e.hint = static_cast<std::int64_t>(c.regs.arg(s.extra_arg));
+    e.fields = map_fields(e.map);
+    note_creation(e, t);
+    emit(e, false);
+    return;
   }
+  e.map = c.regs.arg(s.map_arg);
+  e.fields = map_fields(e.map);
+  if (s.extra_arg != arg_reg::none) {
+    e.arg = c.regs.arg(s.extra_arg);
+    e.arg_name = "newCapacity";
+  }
+  on_growth_return(p, c, ctx, e);
+}
+
+void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, const hit_context& ctx,
+                                  map_event& e) {
+  const probe_spec& s = *p.spec;
+  const std::uint64_t type_addr = s.type_arg != arg_reg::none ? c.regs.arg(s.type_arg) : 0;
+  map_record& rec = known_map(e.map, c.stack, e.type);
+  label(e, rec);
+  if (s.counts_as_grow) {
+    // Inside a rehash: one growth is one event, timed and placed by the outer call.
+    if (rehash_probe_ != SIZE_MAX && &p != &bin_.probes()[rehash_probe_]) {
+      auto outer = pending_.find({call_key(ctx, e.goid), rehash_probe_});
+      if (outer != pending_.end() && !outer->second.empty()) {
+        pending_call& o = outer->second.back();
+        o.folded_bytes = growth_bytes(e, type_addr);
+        o.folded = std::move(e);
+        return;
+      }
+    }
+    timed_ns t = measure(c, ctx);
+    e.duration_ns = t.corrected(per_stop_ns());
+    e.traced_ns = ctx.time_ns - c.time_ns;
+    note_growth(e, t, growth_bytes(e, type_addr));
+    emit(e, false);
+    return;
+  }
+  timed_ns t = measure(c, ctx);
+  e.duration_ns = t.corrected(per_stop_ns());
+  e.traced_ns = ctx.time_ns - c.time_ns;
+  if (s.wraps_growth) {
+    std::uint64_t bytes;
+    if (c.folded) {
+      map_event inner = std::move(*c.folded);
+      inner.time_ns = e.time_ns;
+      inner.stack = std::move(e.stack);
+      inner.before = std::move(e.before);
+      inner.fields = std::move(e.fields);
+      inner.table = std::move(e.table);
+      bytes = c.folded_bytes;
+      e = std::move(inner);
+    } else {
+      bytes = growth_bytes(e, type_addr);  // the inner call was not seen: rehash is the growth
+    }
+    e.duration_ns = t.corrected(per_stop_ns());
+    e.traced_ns = ctx.time_ns - c.time_ns;
+    note_growth(e, t, bytes);
+    emit(e, false);
+    return;
+  }
+  // growToSmall: the first group of a map made empty; not a growth of its size.
   emit(e, false);
 }
 
-void map_tracer::note_creation(map_event& e, bool map_known) {
+void map_tracer::note_creation(map_event& e, const timed_ns& t, bool map_known) {
   ++stats_.maps_created;
-  // The creation site is the first caller outside the runtime.
-  const stack_frame* site = nullptr;
-  for (const stack_frame& f : e.stack) {
-    if (!is_runtime_function(f.function)) {
-      site = &f;
-      break;
-    }
-  }
-  std::string key;
-  if (site) {
-    key = site->file + ":" + std::to_string(site->line);
-    site_stats& st = stats_.sites[key];
-    st.function = site->function;
-    st.file = site->file;
-    st.line = site->line;
+  if (!map_known) {
+    // The site is known from the call chain; the map is not, so no record of its address.
+    std::string key;
+    site_stats& st = site_for(e.stack, site_kind::made, &key);
     ++st.maps;
-    if (e.hint) {
-      st.hint_min = st.hint_min ? std::min(*st.hint_min, *e.hint) : *e.hint;
-      st.hint_max = st.hint_max ? std::max(*st.hint_max, *e.hint) : *e.hint;
-    }
-    if (e.duration_ns) st.init_ns.push_back(*e.duration_ns);
     ++st.types[e.type.value_or("?")];
-    e.site = creation_site{st.file, st.line, st.function};
+    add_profile(e.stack, {.maps = 1});
+    return;
   }
-  // A map address can be reused after the old map was collected: start afresh.
-  if (map_known) maps_[e.map] = map_record{key, e.type};
+  map_record& rec = record_map(e.map, e.stack, site_kind::made, e.type);
+  if (auto id = identity(e.map)) rec.seed = id->seed;
+  site_stats& st = *rec.site;
+  if (e.hint) {
+    st.hint_min = st.hint_min ? std::min(*st.hint_min, *e.hint) : *e.hint;
+    st.hint_max = st.hint_max ? std::max(*st.hint_max, *e.hint) : *e.hint;
+  }
+  st.init_timed.push_back(t);
+  const char* size_field = bin_.layout().impl == map_impl::classic ? "B" : "capacity";
+  for (const field_value& f : e.fields)
+    if (f.name == size_field) st.peak_size = std::max(st.peak_size, f.value);
+  label(e, rec);
+  add_profile(e.stack, {.maps = 1, .init_timed = t});
 }
 
-void map_tracer::note_grow(std::uint64_t map) {
+void map_tracer::note_growth(map_event& e, const timed_ns& t, std::uint64_t bytes) {
   ++stats_.grows;
-  if (auto it = maps_.find(map); it != maps_.end() && !it->second.site.empty()) {
-    ++stats_.sites[it->second.site].grows;
+  map_record& rec = maps_.at(e.map);
+  site_stats& st = *rec.site;
+  ++st.grows;
+  if (!rec.grow_slot) {
+    st.grow_timed.emplace_back();
+    rec.grow_slot = st.grow_timed.size() - 1;
   }
+  st.grow_timed[*rec.grow_slot] += t;
+  st.grow_bytes += bytes;
+  const bool classic = bin_.layout().impl == map_impl::classic;
+  for (const field_value& f : e.fields) {
+    if (f.name == (classic ? "B" : "capacity")) st.peak_size = std::max(st.peak_size, f.value);
+    if (f.name == (classic ? "count" : "used")) note_peak(rec, f.value);
+  }
+  add_profile(e.stack, {.grows = 1, .grow_bytes = bytes, .grow_timed = t});
+}
+
+std::uint64_t map_tracer::group_bytes(std::uint64_t type_addr) {
+  if (type_addr == 0) return 0;
+  if (auto it = group_bytes_.find(type_addr); it != group_bytes_.end()) return it->second;
+  const runtime_layout& L = bin_.layout();
+  std::uint64_t size = 0;
+  if (auto group = read_u64(type_addr + L.map_type_group.offset); group && *group) {
+    if (auto b = read_(*group + L.type_size.offset, L.type_size.size)) {
+      size = extract(*b, field_layout{0, L.type_size.size});
+    } else {
+      ++stats_.read_errors;
+    }
+  }
+  group_bytes_.emplace(type_addr, size);
+  return size;
+}
+
+// Bytes of the bucket or group arrays one growth allocated, from the state after it.
+std::uint64_t map_tracer::growth_bytes(const map_event& e, std::uint64_t type_addr) {
+  const std::uint64_t unit = group_bytes(type_addr);
+  auto value = [](const std::vector<field_value>& fs, std::string_view n) -> std::uint64_t {
+    for (const field_value& f : fs)
+      if (f.name == n) return f.value;
+    return 0;
+  };
+  if (bin_.layout().impl == map_impl::classic) {
+    // hashGrow allocates 2^B new buckets (B already raised, or the same for a same-size grow).
+    const std::uint64_t b = value(e.fields, "B");
+    return b < 63 ? (std::uint64_t{1} << b) * unit : 0;
+  }
+  constexpr std::uint64_t slots_per_group = 8;
+  if (e.event == "table_grow" && e.arg) return *e.arg / slots_per_group * unit;
+  if (e.event == "split") return 2 * value(e.table, "capacity") / slots_per_group * unit;
+  if (e.event == "rehash") return 2 * value(e.table, "capacity") / slots_per_group * unit;
+  // growToTable: the map's one new table.
+  return value(e.fields, "capacity") / slots_per_group * unit;
+}
+
+std::string_view to_string(site_kind k) {
+  return k == site_kind::made ? "made" : "first_seen";
+}
+
+std::string_view to_string(latency_clock c) {
+  return c == latency_clock::wall ? "wall" : "thread_cpu";
+}
+
+std::optional<presize_advice> advice_for(const site_stats& s) {
+  if (s.grows == 0 || s.peak_entries == 0) return std::nullopt;
+  presize_advice a;
+  // make(map, n) sizes the map so that n entries fit without growing (classic: the smallest
+  // B with n <= 6.5*2^B; swiss: capacity >= n*8/7).
+  a.hint = s.peak_entries;
+  a.grows_avoided = s.grows;
+  for (std::uint64_t ns : s.grow_ns) a.grow_ns_saved += ns;
+  return a;
 }
 
 }  // namespace gomaptrace

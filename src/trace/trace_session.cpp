@@ -1,13 +1,21 @@
 #include "gomaptrace/trace_session.hpp"
 
+#include <fcntl.h>
 #include <fmt/core.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 
 #include "gomaptrace/bpf_probes.hpp"
 #include "gomaptrace/error.hpp"
+#include "gomaptrace/fd.hpp"
 #include "gomaptrace/process.hpp"
 #include "gomaptrace/process_tree.hpp"
 #include "gomaptrace/uprobe_counters.hpp"
@@ -38,7 +46,120 @@ std::vector<std::string> inlining_warnings(const go_binary& bin) {
   return warnings;
 }
 
+// The calibration child calls this in a loop under a breakpoint. The nop gives the
+// breakpoint an ordinary instruction to run out of line, as a Go function's first one is.
+[[gnu::noinline]] void calibration_target() {
+  asm volatile("nop" ::: "memory");
+}
+
+std::uint64_t quantile(std::vector<std::uint64_t> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1) + 0.5))];
+}
+
 }  // namespace
+
+std::optional<std::uint64_t> thread_cpu_reader::operator()(pid_t tid) {
+  // The first field of schedstat is the thread's time on a CPU, in ns. One open file per
+  // thread: a pread per reading instead of open+read+close.
+  auto it = fds_.find(tid);
+  if (it == fds_.end()) {
+    unique_fd fd(
+        ::open(fmt::format("/proc/{}/task/{}/schedstat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;
+    it = fds_.emplace(tid, std::move(fd)).first;
+  }
+  char buf[96];
+  ssize_t n = ::pread(it->second.get(), buf, sizeof buf - 1, 0);
+  if (n <= 0) {
+    fds_.erase(it);  // the thread is gone; a new one may reuse its id
+    return std::nullopt;
+  }
+  std::uint64_t v = 0;
+  if (std::from_chars(buf, buf + n, v).ec != std::errc()) return std::nullopt;
+  return v;
+}
+
+stop_calibration calibrate_stop_cost(int rounds) {
+  // A child of ours calls a function `rounds` times with the debugger's breakpoint on it:
+  // the same int3, waitpid, register and out-of-line path a probe hit takes. Between the end
+  // of one handler and the start of the next lies one stop's round trip (the loop's own
+  // work is a few ns); the child's schedstat gives the part of it on the child's CPU clock.
+  stop_calibration cal;
+  int go[2];
+  if (::pipe2(go, O_CLOEXEC) < 0) {
+    cal.method = fmt::format("not calibrated: pipe: {}", std::strerror(errno));
+    return cal;
+  }
+  unique_fd go_read(go[0]), go_write(go[1]);
+  const pid_t child = ::fork();
+  if (child < 0) {
+    cal.method = fmt::format("not calibrated: fork: {}", std::strerror(errno));
+    return cal;
+  }
+  if (child == 0) {
+    go_write.reset();
+    char c;
+    while (::read(go_read.get(), &c, 1) < 0 && errno == EINTR) {
+    }
+    for (int i = 0; i < rounds; ++i) calibration_target();
+    ::_exit(0);
+  }
+  go_read.reset();
+  std::vector<std::uint64_t> wall, cpu;
+  try {
+    auto proc = process::attach(child);
+    auto id = proc->add_breakpoint(virt_addr(reinterpret_cast<std::uint64_t>(&calibration_target)));
+    if (!id) throw std::runtime_error(id.error());
+    thread_cpu_reader clock(child);
+    std::uint64_t last_end = 0;
+    std::optional<std::uint64_t> last_cpu;
+    auto handler = [&](const breakpoint_hit& hit) {
+      const std::uint64_t start = now_ns();
+      auto c = clock(hit.tid);
+      if (last_end) wall.push_back(start - last_end);
+      if (last_cpu && c) cpu.push_back(*c - *last_cpu);
+      last_cpu = c;
+      last_end = now_ns();
+    };
+    (void)!::write(go_write.get(), "x", 1);
+    go_write.reset();
+    while (proc->run(handler).what == run_result::kind::stopped) {
+    }
+  } catch (const std::exception& e) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, __WALL);
+    cal.method = fmt::format("not calibrated: {}", e.what());
+    return cal;
+  }
+  // Three batches, the quietest one kept: on shared cores a burst of load (or hypervisor
+  // steal, which the guest counts as CPU time) only ever adds to a stop's cost.
+  auto quietest = [](const std::vector<std::uint64_t>& v, std::uint64_t* err) {
+    constexpr std::size_t batches = 3;
+    std::uint64_t best = UINT64_MAX;
+    for (std::size_t b = 0; b < batches; ++b) {
+      std::vector<std::uint64_t> part(v.begin() + b * v.size() / batches,
+                                      v.begin() + (b + 1) * v.size() / batches);
+      if (part.empty()) continue;
+      std::uint64_t m = quantile(part, 0.5);
+      if (m < best) {
+        best = m;
+        *err = (quantile(part, 0.9) - quantile(part, 0.1)) / 2;
+      }
+    }
+    return best == UINT64_MAX ? 0 : best;
+  };
+  cal.samples = wall.size();
+  cal.wall_ns = quietest(wall, &cal.wall_error_ns);
+  cal.cpu_ns = quietest(cpu, &cal.cpu_error_ns);
+  cal.method = fmt::format(
+      "{} breakpoint round trips on a child of gomaptrace at start-up, in 3 batches; the "
+      "quietest batch's median (wall: one handler's end to the next one's start; cpu: the "
+      "child's schedstat); error: half its p10..p90 spread",
+      cal.samples);
+  return cal;
+}
 
 trace_session::trace_session(session_options opts) : opts_(std::move(opts)) {
   bin_ = std::shared_ptr<go_binary>(go_binary::open(opts_.program).release());
@@ -50,6 +171,13 @@ trace_session::trace_session(session_options opts) : opts_(std::move(opts)) {
                                   opts_.program.string()));
   }
   outcome_.binary = opts_.program.string();
+  if (opts_.pid != 0) {
+    // The tracer reads /proc/PID/exe (it opens even when the file was replaced on disk); the
+    // user wants the executable's real path.
+    std::error_code ec;
+    auto real = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", opts_.pid), ec);
+    if (!ec) outcome_.binary = real.string();
+  }
   outcome_.go_version = bin_->version().raw;
   outcome_.map_impl = std::string(to_string(bin_->impl()));
   outcome_.attached = opts_.pid != 0;
@@ -59,6 +187,7 @@ trace_session::trace_session(session_options opts) : opts_(std::move(opts)) {
 struct trace_session::image {
   process* proc = nullptr;
   std::shared_ptr<const go_binary> bin;
+  std::unique_ptr<thread_cpu_reader> cpu_clock;  // declared first: the tracer holds it
   std::unique_ptr<map_tracer> tracer;
   std::unordered_map<std::uint64_t, std::size_t> request_of_site;  // debugger site -> request
   hit_handler handler;
@@ -69,6 +198,17 @@ struct trace_session::image {
 };
 
 trace_session::~trace_session() = default;
+
+// Measured once per session, for every image: the breakpoint path is gomaptrace's own.
+const stop_calibration& trace_session::stop_cost() {
+  if (!calibration_) {
+    stop_calibration c = opts_.tracer.calibration;
+    if (c.samples == 0 && c.method.empty()) c = calibrate_stop_cost(301);
+    if (c.samples == 0) outcome_.warnings.push_back("durations are not corrected: " + c.method);
+    calibration_ = std::move(c);
+  }
+  return *calibration_;
+}
 
 void trace_session::start() {
   if (opts_.bpf) bpf_probes::require_permission();  // before anything is launched or seized
@@ -160,7 +300,13 @@ trace_session::image& trace_session::trace_image(process& p, std::shared_ptr<con
     if (auto r = pp->read_memory_many(ranges); !r) return unexpected(r.error());
     return buf;
   };
-  im->tracer = std::make_unique<map_tracer>(b, bias, reader, opts_.tracer, *sink_, gather);
+  tracer_options topts = opts_.tracer;
+  topts.calibration = stop_cost();
+  // The thread's own CPU clock, per process (schedstat under /proc/PID/task/TID).
+  im->cpu_clock = std::make_unique<thread_cpu_reader>(p.pid());
+  thread_cpu_reader* cpu = im->cpu_clock.get();
+  topts.cpu_clock = [cpu](pid_t tid) { return (*cpu)(tid); };
+  im->tracer = std::make_unique<map_tracer>(b, bias, reader, topts, *sink_, gather);
   // The handler runs while the hitting thread sits on its breakpoint: whatever goes wrong in
   // decoding or printing one hit is recorded, never thrown through the debugger, which must
   // always get to move the thread on.
@@ -170,11 +316,13 @@ trace_session::image& trace_session::trace_image(process& p, std::shared_ptr<con
       hit_context ctx;
       ctx.pid = raw->figures.pid;
       ctx.tid = hit.tid;
-      ctx.time_ns = now_ns() - start_ns_;
+      const std::uint64_t t0 = now_ns();
+      ctx.time_ns = t0 - start_ns_;
       const registers& r = hit.regs;
       ctx.regs = {r.rip(), r.rsp(), r.rbp(), r.r14(), r.rax(), r.rbx(), r.rcx(),
                   r.rdi(), r.rsi(), r.r8(),  r.r9(),  r.r10(), r.r11()};
       raw->tracer->on_hit(raw->request_of_site.at(hit.id), ctx);
+      raw->tracer->note_stop(hit.tid, now_ns() - t0);
     } catch (const std::exception& e) {
       if (handler_errors_++ == 0) first_handler_error_ = e.what();
     }
@@ -202,6 +350,7 @@ void trace_session::close_image(process& p, const std::string& end, const run_re
   } else if (r) {
     im.figures.exit_status = r->status;
   }
+  im.tracer->finish();
   im.figures.stats = im.tracer->stats();
 }
 
@@ -440,7 +589,16 @@ void add_site(site_stats& into, const site_stats& s) {
   into.assigns += s.assigns;
   if (s.hint_min && (!into.hint_min || *s.hint_min < *into.hint_min)) into.hint_min = s.hint_min;
   if (s.hint_max && (!into.hint_max || *s.hint_max > *into.hint_max)) into.hint_max = s.hint_max;
-  into.init_ns.insert(into.init_ns.end(), s.init_ns.begin(), s.init_ns.end());
+  auto append = [](auto& to, const auto& from) { to.insert(to.end(), from.begin(), from.end()); };
+  append(into.init_timed, s.init_timed);
+  append(into.grow_timed, s.grow_timed);
+  append(into.init_ns, s.init_ns);
+  append(into.grow_ns, s.grow_ns);
+  into.init_noise_ns = std::max(into.init_noise_ns, s.init_noise_ns);
+  into.grow_noise_ns = std::max(into.grow_noise_ns, s.grow_noise_ns);
+  into.peak_entries = std::max(into.peak_entries, s.peak_entries);
+  into.peak_size = std::max(into.peak_size, s.peak_size);
+  into.grow_bytes += s.grow_bytes;
   for (const auto& [t, n] : s.types) into.types[t] += n;
 }
 
@@ -449,11 +607,27 @@ void add_stats(trace_stats& into, const trace_stats& s) {
   for (const auto& [sym, n] : s.inlined_hits) into.inlined_hits[sym] += n;
   into.events += s.events;
   into.maps_created += s.maps_created;
+  into.maps_seen += s.maps_seen;
   into.grows += s.grows;
   into.inserts += s.inserts;
   into.unmatched_returns += s.unmatched_returns;
   into.read_errors += s.read_errors;
   for (const auto& [key, site] : s.sites) add_site(into.sites[key], site);
+  // One calibration and clock for the session; the live figure of the image that measured
+  // the most stops stands for all (each image's own corrections already used its own).
+  if (s.calibration.live_samples >= into.calibration.live_samples) {
+    into.calibration = s.calibration;
+    into.clock = s.clock;
+  }
+  into.clock_fallbacks += s.clock_fallbacks;
+  for (const auto& [pcs, e] : s.profile) {
+    auto [it, fresh] = into.profile.try_emplace(pcs, e);
+    if (fresh) continue;
+    profile_entry& p = it->second;
+    p.maps += e.maps, p.grows += e.grows, p.inserts += e.inserts;
+    p.grow_ns += e.grow_ns, p.init_ns += e.init_ns, p.grow_bytes += e.grow_bytes;
+    p.grow_timed += e.grow_timed, p.init_timed += e.init_timed;
+  }
 }
 }  // namespace
 
@@ -462,6 +636,7 @@ void trace_session::total_up() {
   for (auto& im : images_) {
     if (im->open) {  // nothing ended it: the trace ended first (a detach)
       im->open = false;
+      im->tracer->finish();
       im->figures.stats = im->tracer->stats();
       im->figures.end = "detached";
     }

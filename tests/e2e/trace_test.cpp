@@ -368,7 +368,7 @@ TEST(trace_fields, bigmap_grows_to_the_b_the_load_factor_demands) {
       if (e["event"] == "grow") {
         ++grows;
         EXPECT_EQ(e["fields"]["B"].get<int>(), e["before"]["B"].get<int>() + 1);
-        EXPECT_NE(e["fields"]["oldbuckets"], 0);
+        EXPECT_NE(e["fields"]["oldbuckets"], "0x0");  // addresses as "0x..." strings
         last_b = e["fields"]["B"];
       }
     }
@@ -534,17 +534,25 @@ TEST(trace_output, chrome_trace_is_a_timeline_of_spans_per_goroutine) {
                         b->path.string()});
   ASSERT_EQ(r.status, 0) << r.err;
   json t = json::parse(slurp(d.path() / "t.json"));
-  std::set<std::int64_t> lanes;
+  std::set<std::int64_t> lanes, named;
   int spans = 0;
   for (const json& e : t["traceEvents"]) {
+    if (e["ph"] == "M") {
+      if (e["name"] == "thread_name") named.insert(e["tid"].get<std::int64_t>());
+      continue;
+    }
     if (e["ph"] == "X") {
       ++spans;
       EXPECT_GE(e["dur"].get<double>(), 0.0);
     }
+    // The user's site, never a runtime frame.
+    const std::string site = e["args"].value("site", "");
+    EXPECT_FALSE(site.starts_with("runtime.") || site.starts_with("internal/runtime/")) << e.dump();
     lanes.insert(e["tid"].get<std::int64_t>());
   }
   EXPECT_GT(spans, 10);
   EXPECT_GE(lanes.size(), 4u);  // main plus the workers each have a lane
+  for (std::int64_t lane : lanes) EXPECT_TRUE(named.count(lane)) << "lane " << lane << " unnamed";
 }
 
 TEST(trace_output, the_programs_arguments_are_its_own_dashes_included) {

@@ -162,7 +162,7 @@ TEST(summary, json_has_hits_version_impl_and_exit_status) {
   site.line = 31;
   site.maps = 9;
   site.grows = 3;
-  site.init_ns = {100, 200, 300};
+  site.init_ns = {100, 200, 300};  // as map_tracer::finish() leaves them
   site.hint_min = 0;
   site.hint_max = 1024;
   st.sites["/src/main.go:31"] = site;
@@ -182,25 +182,40 @@ TEST(summary, json_has_hits_version_impl_and_exit_status) {
 
   std::ostringstream text;
   write_summary_text(text, st, run);
-  EXPECT_NE(text.str().find("main.go:31 mkInt"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("main.go:31 main.mkInt"), std::string::npos) << text.str();
   EXPECT_NE(text.str().find("0..1024"), std::string::npos) << text.str();
   EXPECT_NE(text.str().find("program exited with status 3"), std::string::npos) << text.str();
 }
 
-TEST(chrome_trace, spans_for_timed_events_and_lanes_per_goroutine) {
-  chrome_trace_output ct(1234);
-  ct.on_event(grow_event());
-  map_event instant = grow_event();
-  instant.duration_ns.reset();
-  instant.goid = 0;
-  ct.on_event(instant);
+TEST(chrome_trace, spans_for_timed_events_named_lanes_and_the_users_site) {
   std::ostringstream s;
-  ct.write(s);
+  {
+    chrome_trace_output ct(s, 1234, "/bin/prog");
+    map_event grown = grow_event();
+    grown.site = creation_site{"/src/main.go", 10, "main.fill"};
+    grown.site_kind = "made";
+    ct.on_event(grown);
+    map_event instant = grow_event();
+    instant.duration_ns.reset();
+    instant.goid = 0;
+    ct.on_event(instant);
+    // Written as it goes: the events are out before the document is closed.
+    EXPECT_NE(s.str().find("\"ph\":\"i\""), std::string::npos);
+  }
   auto j = nlohmann::json::parse(s.str());
-  ASSERT_EQ(j["traceEvents"].size(), 2u);
-  EXPECT_EQ(j["traceEvents"][0]["ph"], "X");
-  EXPECT_EQ(j["traceEvents"][0]["tid"], 7);
-  EXPECT_DOUBLE_EQ(j["traceEvents"][0]["dur"].get<double>(), 2.5);
-  EXPECT_EQ(j["traceEvents"][1]["ph"], "i");
-  EXPECT_EQ(j["traceEvents"][1]["tid"], -42);  // g0 work on its thread's lane
+  std::vector<nlohmann::json> spans, names;
+  for (const auto& e : j["traceEvents"]) {
+    if (e["ph"] == "M" && e["name"] == "thread_name") names.push_back(e);
+    if (e["ph"] != "M") spans.push_back(e);
+  }
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0]["ph"], "X");
+  EXPECT_EQ(spans[0]["tid"], 7);
+  EXPECT_DOUBLE_EQ(spans[0]["dur"].get<double>(), 2.5);
+  EXPECT_EQ(spans[0]["args"]["site"], "main.fill /src/main.go:10");
+  EXPECT_EQ(spans[1]["ph"], "i");
+  EXPECT_EQ(spans[1]["tid"], -42);  // g0 work on its thread's lane
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_EQ(names[0]["args"]["name"], "goroutine 7");
+  EXPECT_EQ(names[1]["args"]["name"], "thread 42 (system stack)");
 }

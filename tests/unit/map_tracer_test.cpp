@@ -1,0 +1,250 @@
+// map_tracer on canned memory: a fake reader stands for the tracee, a real testdata binary
+// for the probes and layouts, a fake per-thread CPU clock for the timings. Checks classic and
+// Swiss fields, call/return matching by goroutine, attribution (made / first seen / reused
+// address), advice, and the stop subtraction.
+#include "gomaptrace/map_tracer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+
+#include "support/testdata.hpp"
+
+namespace gomaptrace {
+namespace {
+
+struct fake_memory {
+  std::map<std::uint64_t, std::vector<std::byte>> regions;
+  std::vector<std::byte>& at(std::uint64_t base, std::size_t size) {
+    auto& r = regions[base];
+    r.resize(size);
+    return r;
+  }
+  void put_u64(std::uint64_t addr, std::uint64_t v, std::size_t size = 8) {
+    for (auto& [base, bytes] : regions)
+      if (addr >= base && addr + size <= base + bytes.size()) {
+        std::memcpy(bytes.data() + (addr - base), &v, size);
+        return;
+      }
+    ADD_FAILURE() << "unmapped " << addr;
+  }
+  memory_reader reader() {
+    return [this](std::uint64_t addr, std::size_t len) -> expected<std::vector<std::byte>> {
+      for (auto& [base, bytes] : regions)
+        if (addr >= base && addr + len <= base + bytes.size())
+          return std::vector<std::byte>(bytes.begin() + (addr - base),
+                                        bytes.begin() + (addr - base + len));
+      return unexpected("unmapped");
+    };
+  }
+};
+
+struct collect : event_sink {
+  std::vector<map_event> events;
+  void on_event(const map_event& e) override { events.push_back(e); }
+};
+
+constexpr std::uint64_t stack_base = 0x7000'0000, g1 = 0x6000'0000, g2 = 0x6000'1000;
+constexpr pid_t tid = 77;
+
+class tracer_fixture {
+ public:
+  explicit tracer_fixture(const std::filesystem::path& path) : bin_(go_binary::open(path)) {
+    const runtime_layout& L = bin_->layout();
+    mem_.at(stack_base, 4096);
+    for (auto [g, id] : {std::pair{g1, 1}, std::pair{g2, 2}}) {
+      mem_.at(g, 4096);
+      mem_.put_u64(g + L.g_goid.offset, id);
+    }
+    // The caller of every probed call: a pc inside main.nohint (+1: a return address).
+    for (const go_func& f : bin_->pcln().functions())
+      if (f.name == "main.nohint") caller_ = f.entry.value() + 0x20 + 1;
+    mem_.put_u64(stack_base + 0x100, caller_);
+    tracer_options o;
+    o.calibration = {.wall_ns = 1000, .cpu_ns = 500, .samples = 1, .method = "test"};
+    o.clock = latency_clock::thread_cpu;
+    o.cpu_clock = [this](pid_t t) -> std::optional<std::uint64_t> { return cpu_[t]; };
+    tracer_ = std::make_unique<map_tracer>(*bin_, 0, mem_.reader(), o, sink_);
+  }
+  const runtime_layout& layout() const { return bin_->layout(); }
+  std::uint64_t caller() const { return caller_; }
+  // A map header at `addr` with count/used and seed.
+  void put_map(std::uint64_t addr, std::uint64_t count, std::uint64_t seed) {
+    const runtime_layout& L = layout();
+    const bool classic = L.impl == map_impl::classic;
+    if (!mem_.regions.count(addr)) mem_.at(addr, L.map_size);
+    auto c = *L.field(classic ? "count" : "used");
+    auto s = *L.field(classic ? "hash0" : "seed");
+    mem_.put_u64(addr + c.offset, count, c.size);
+    mem_.put_u64(addr + s.offset, seed, s.size);
+  }
+  void put_table(std::uint64_t addr, std::uint64_t capacity) {
+    mem_.at(addr, layout().table_size);
+    auto f = *layout().table_field("capacity");
+    mem_.put_u64(addr + f.offset, capacity, f.size);
+  }
+  // One hit of `symbol` (entry or a return), then the stop the session would note.
+  void hit(const std::string& symbol, bool is_return, std::uint64_t g, hit_regs r,
+           std::uint64_t cpu_ns) {
+    cpu_[tid] = cpu_ns;
+    r.rsp = stack_base + 0x100;
+    r.r14 = g;
+    const auto& reqs = tracer_->breakpoints();
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      if (bin_->probes()[reqs[i].probe].symbol == symbol && reqs[i].is_return == is_return) {
+        tracer_->on_hit(i, {tid, time_ += 1000, r});
+        tracer_->note_stop(tid, 0);
+        return;
+      }
+    }
+    FAIL() << "no probe " << symbol << (is_return ? " return" : "");
+  }
+  void finish() { tracer_->finish(); }
+  const trace_stats& stats() const { return tracer_->stats(); }
+  const site_stats* site(const std::string& fn) const {
+    for (const auto& [k, s] : stats().sites)
+      if (s.function == fn) return &s;
+    return nullptr;
+  }
+  std::vector<map_event>& events() { return sink_.events; }
+
+ private:
+  std::unique_ptr<go_binary> bin_;
+  fake_memory mem_;
+  collect sink_;
+  std::unique_ptr<map_tracer> tracer_;
+  std::map<pid_t, std::uint64_t> cpu_;
+  std::uint64_t caller_ = 0, time_ = 0;
+};
+
+std::optional<std::filesystem::path> build(const std::string& label) {
+  for (const auto& b : testing::testdata_builds("sites"))
+    if (b.label == label && b.variant == "default") return b.path;
+  return std::nullopt;
+}
+
+TEST(map_tracer, classic_site_grows_timings_and_advice) {
+  auto path = build("go1.23");
+  if (!path) GTEST_SKIP() << "no go1.23 sites build";
+  tracer_fixture t(*path);
+  constexpr std::uint64_t m = 0x5000'0000;
+  t.put_map(m, 0, 0xabc);
+  t.hit("runtime.makemap_small", false, g1, {}, 1000);
+  t.hit("runtime.makemap_small", true, g1, {.rax = m}, 6000);  // 5000 ns, 1 stop
+  for (std::uint64_t i = 0; i < 9; ++i) {
+    t.put_map(m, i, 0xabc);
+    t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 10000 + i);
+  }
+  // hashGrow with one stop inside it (an insert's, say): 2 stops to subtract.
+  t.hit("runtime.hashGrow", false, g1, {.rbx = m}, 20000);
+  t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 21000);
+  t.hit("runtime.hashGrow", true, g1, {}, 30000);
+  t.finish();
+  const site_stats* s = t.site("main.nohint");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->kind, site_kind::made);
+  EXPECT_EQ(s->maps, 1u);
+  EXPECT_EQ(s->grows, 1u);
+  EXPECT_EQ(s->assigns, 10u);
+  ASSERT_EQ(s->init_ns.size(), 1u);
+  EXPECT_EQ(s->init_ns[0], 5000u - 500u);
+  ASSERT_EQ(s->grow_ns.size(), 1u);
+  EXPECT_EQ(s->grow_ns[0], 10000u - 2 * 500u);
+  EXPECT_EQ(s->peak_entries, 9u);  // the count before the last insert (8) plus that insert
+  auto a = advice_for(*s);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->hint, 9u);
+  EXPECT_EQ(a->grows_avoided, 1u);
+  EXPECT_EQ(a->grow_ns_saved, 9000u);
+  EXPECT_EQ(t.stats().grows, 1u);
+  // Classic fields on the creation event; every event carries its site.
+  ASSERT_FALSE(t.events().empty());
+  const map_event& made = t.events().front();
+  EXPECT_EQ(made.event, "makemap_small");
+  EXPECT_EQ(made.map, m);
+  ASSERT_TRUE(made.site);
+  EXPECT_EQ(made.site->function, "main.nohint");
+  EXPECT_EQ(made.site_kind, "made");
+  bool has_b = false;
+  for (const field_value& f : made.fields) has_b |= f.name == "B";
+  EXPECT_TRUE(has_b);
+}
+
+TEST(map_tracer, returns_match_their_calls_by_goroutine) {
+  auto path = build("go1.23");
+  if (!path) GTEST_SKIP() << "no go1.23 sites build";
+  tracer_fixture t(*path);
+  constexpr std::uint64_t a = 0x5000'0000, b = 0x5100'0000;
+  t.put_map(a, 0, 1);
+  t.put_map(b, 0, 2);
+  // g1 and g2 both in makemap on one thread, returning in the opposite order.
+  t.hit("runtime.makemap", false, g1, {.rbx = 10}, 0);
+  t.hit("runtime.makemap", false, g2, {.rbx = 20}, 0);
+  t.hit("runtime.makemap", true, g2, {.rax = b}, 0);
+  t.hit("runtime.makemap", true, g1, {.rax = a}, 0);
+  ASSERT_EQ(t.events().size(), 2u);
+  EXPECT_EQ(t.events()[0].map, b);
+  EXPECT_EQ(t.events()[0].hint, 20);
+  EXPECT_EQ(t.events()[0].goid, 2);
+  EXPECT_EQ(t.events()[1].map, a);
+  EXPECT_EQ(t.events()[1].hint, 10);
+  EXPECT_EQ(t.stats().unmatched_returns, 0u);
+}
+
+TEST(map_tracer, a_map_first_seen_at_an_insert_and_a_reused_address_is_a_new_map) {
+  auto path = build("go1.26");
+  if (!path) GTEST_SKIP() << "no go1.26 sites build";
+  tracer_fixture t(*path);
+  constexpr std::uint64_t m = 0x5000'0000;
+  t.put_map(m, 0, 7);
+  t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 0);
+  t.put_map(m, 1, 7);
+  t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 0);
+  t.put_map(m, 0, 9);  // same address, another seed: the next call's stack map
+  t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 0);
+  t.finish();
+  const site_stats* s = t.site("main.nohint");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->kind, site_kind::first_seen);
+  EXPECT_EQ(s->maps, 2u);
+  EXPECT_EQ(s->assigns, 3u);
+  EXPECT_EQ(s->grows, 0u);
+  EXPECT_FALSE(advice_for(*s));  // never advice for a site whose maps never grew
+  EXPECT_EQ(t.stats().maps_seen, 2u);
+}
+
+TEST(map_tracer, a_swiss_rehash_and_its_grow_are_one_growth_timed_by_the_outer_call) {
+  auto path = build("go1.26");
+  if (!path) GTEST_SKIP() << "no go1.26 sites build";
+  tracer_fixture t(*path);
+  constexpr std::uint64_t m = 0x5000'0000, table = 0x5200'0000;
+  t.put_map(m, 14, 3);
+  t.put_table(table, 16);
+  const std::string maps = "internal/runtime/maps.(*table).";
+  t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 0);
+  t.hit(maps + "rehash", false, g1, {.rax = table, .rcx = m}, 1000);
+  t.hit(maps + "grow", false, g1, {.rax = table, .rcx = m, .rdi = 32}, 1500);
+  t.hit(maps + "grow", true, g1, {}, 4000);
+  t.hit(maps + "rehash", true, g1, {}, 9000);  // 8000 ns with 3 stops in it
+  t.finish();
+  std::vector<const map_event*> growth;
+  for (const map_event& e : t.events())
+    if (e.event != "assign") growth.push_back(&e);
+  ASSERT_EQ(growth.size(), 1u);
+  EXPECT_EQ(growth[0]->event, "table_grow");
+  EXPECT_EQ(growth[0]->arg, 32u);
+  EXPECT_EQ(growth[0]->duration_ns, 8000u - 3 * 500u);
+  ASSERT_EQ(growth[0]->table.size() > 0, true);
+  EXPECT_EQ(t.stats().grows, 1u);
+  const site_stats* s = t.site("main.nohint");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->kind, site_kind::first_seen);
+  EXPECT_EQ(s->grows, 1u);
+  EXPECT_EQ(s->peak_entries, 15u);
+  ASSERT_EQ(s->grow_ns.size(), 1u);
+  EXPECT_EQ(s->grow_ns[0], 8000u - 3 * 500u);
+}
+
+}  // namespace
+}  // namespace gomaptrace

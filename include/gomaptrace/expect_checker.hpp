@@ -23,6 +23,9 @@ struct run_counts {
   std::uint64_t inserts = 0;      // mapassign*
   std::uint64_t evacuations = 0;  // classic evacuate*
   std::map<std::string, std::uint64_t> hits;
+  // The final calibrated stop (trace_stats::calibration.used_ns, after map_tracer::finish):
+  // durations are corrected with it, as the summary's are.
+  std::uint64_t per_stop_ns = 0;
 };
 [[nodiscard]] run_counts counts_from_hits(const go_binary& bin,
                                           const std::map<std::string, std::uint64_t>& hits);
@@ -65,11 +68,11 @@ class expect_checker : public event_sink {
     creation_site where;
     bool made_here = true;
     double count = 0;
-    std::vector<std::uint64_t> durations;
+    std::vector<timed_ns> durations;
   };
   struct acc {
     double count = 0;
-    std::vector<std::uint64_t> durations;
+    std::vector<timed_ns> durations;
     std::map<std::string, site_acc> sites;  // by site label
   };
   // A creation whose type the runtime did not say (makemap_small): counted when its first
@@ -77,13 +80,14 @@ class expect_checker : public event_sink {
   struct untyped_creation {
     std::vector<std::size_t> waiting;  // expectation indexes
     std::optional<creation_site> site;
-    std::optional<std::uint64_t> duration_ns;
+    std::optional<timed_ns> timing;
   };
 
   bool matches(const expectation& x, const map_event& e, bool check_type) const;
   void add(std::size_t i, const std::optional<creation_site>& site,
-           std::optional<std::uint64_t> duration_ns, const map_event* e = nullptr);
-  std::vector<expectation_site> sites_of(const expectation& x, const acc& a) const;
+           const std::optional<timed_ns>& timing, const map_event* e = nullptr);
+  std::vector<expectation_site> sites_of(const expectation& x, const acc& a,
+                                         std::uint64_t per_stop_ns) const;
 
   std::vector<expectation> exps_;
   std::vector<acc> accs_;

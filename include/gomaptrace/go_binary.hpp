@@ -71,6 +71,11 @@ class go_binary {
   std::optional<file_addr> moduledata() const { return moduledata_; }
   std::optional<file_addr> types_base() const { return types_base_; }
   const std::string& moduledata_source() const { return moduledata_source_; }
+  // Lines of `function` where the compiler makes a map without calling makemap: a map
+  // literal or make() that does not escape is built in the frame and gets its hash seed from
+  // a call to runtime.rand (1.22+: rand32 or rand; before: fastrand). Sorted and unique;
+  // empty when the function is not found out of line or has no such call.
+  std::vector<int> compiler_made_map_lines(const std::string& function) const;
   // The tracer needs a register ABI; inspect works on any version.
   bool traceable(std::string* why) const;
 

@@ -18,12 +18,21 @@ struct stack_frame {
   bool inlined = false;
 };
 
-// The runtime's own functions: a creation site is the first caller outside them.
-inline bool is_runtime_function(const std::string& fn) {
-  return fn.starts_with("runtime.") || fn.starts_with("internal/runtime/");
+// Functions a map site looks past: the runtime's own, and the standard library's thin
+// wrappers that make, copy or fill a map for their caller (package maps: Clone, Copy,
+// Collect, Insert; reflect's makemap/MakeMap*/mapassign). The user's line is the caller of
+// maps.Clone, not maps/maps.go. encoding/json and the like are real code that decides to make
+// a map, so they stay sites.
+inline bool is_map_plumbing(const std::string& fn) {
+  if (fn.starts_with("runtime.") || fn.starts_with("internal/runtime/") || fn.starts_with("maps."))
+    return true;
+  for (const char* r : {"reflect.makemap", "reflect.MakeMap", "reflect.mapassign",
+                        "reflect.Value.SetMapIndex", "reflect.Value.SetIterValue"})
+    if (fn.starts_with(r)) return true;
+  return false;
 }
 
-// Where a map was made: the first caller outside the runtime of its makemap.
+// Where a map was made: the first caller of its makemap that is not map plumbing.
 struct creation_site {
   std::string file;
   int line = 0;
@@ -35,6 +44,21 @@ struct creation_site {
 struct field_value {
   std::string name;
   std::uint64_t value = 0;
+};
+
+// A timed call, kept raw so the per-stop cost can be settled at the end of the trace:
+// corrected = raw - fixed - stops x per-stop cost (fixed: the handlers' measured time, wall
+// clock only).
+struct timed_ns {
+  std::uint64_t raw = 0, fixed = 0, stops = 0;
+  timed_ns& operator+=(const timed_ns& o) {
+    raw += o.raw, fixed += o.fixed, stops += o.stops;
+    return *this;
+  }
+  [[nodiscard]] std::uint64_t corrected(std::uint64_t per_stop) const {
+    const std::uint64_t minus = fixed + stops * per_stop;
+    return raw > minus ? raw - minus : 0;
+  }
 };
 
 struct map_event {
@@ -56,6 +80,9 @@ struct map_event {
   std::vector<field_value> table;   // swiss: the receiver table at entry
   // Entry to return minus the tracer's own stops inside (see stop_calibration).
   std::optional<std::uint64_t> duration_ns;
+  // What duration_ns was corrected from, with the stop cost known then; a consumer that
+  // waits for the end (--expect) corrects it with the final calibration instead.
+  std::optional<timed_ns> timing;
   std::optional<std::uint64_t> traced_ns;  // entry to return as measured, stops included
   std::vector<stack_frame> stack;          // the caller chain, innermost first
   // The map's site: where it was made, or where it was first seen (made by the compiler

@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -88,21 +90,6 @@ struct stop_calibration {
   std::string used;  // "start-up" or "live"
 };
 
-// A timed call, kept raw so the per-stop cost can be settled at the end of the trace:
-// corrected = raw - fixed - stops x per-stop cost (fixed: the handlers' measured time, wall
-// clock only).
-struct timed_ns {
-  std::uint64_t raw = 0, fixed = 0, stops = 0;
-  timed_ns& operator+=(const timed_ns& o) {
-    raw += o.raw, fixed += o.fixed, stops += o.stops;
-    return *this;
-  }
-  [[nodiscard]] std::uint64_t corrected(std::uint64_t per_stop) const {
-    const std::uint64_t minus = fixed + stops * per_stop;
-    return raw > minus ? raw - minus : 0;
-  }
-};
-
 // Which clock times makemap and growth. thread_cpu: the thread's on-CPU time
 // (/proc/PID/task/TID/schedstat), which does not advance while the thread sits in a ptrace
 // stop nor while it waits for a CPU; wall: steady_clock, minus the handler's measured time.
@@ -148,6 +135,9 @@ struct site_stats {
   std::string file;
   int line = 0;
   site_kind kind = site_kind::made;
+  // first_seen: the line of the literal or make() that made the maps without a runtime
+  // call, where the binary's code tells it (go_binary::compiler_made_map_lines).
+  std::optional<int> made_line;
   std::uint64_t maps = 0;
   std::uint64_t grows = 0;    // each growth once: hashGrow, or swiss growToTable/grow/split
   std::uint64_t assigns = 0;  // inserts into maps of this site
@@ -178,6 +168,13 @@ struct profile_entry {
   std::vector<stack_frame> stack;
   std::uint64_t maps = 0, grows = 0, inserts = 0, grow_ns = 0, init_ns = 0, grow_bytes = 0;
   timed_ns grow_timed, init_timed;  // grow_ns and init_ns are set from these by finish()
+  // Adds another entry's counts and timings (the stack stays this one's).
+  profile_entry& operator+=(const profile_entry& o) {
+    maps += o.maps, grows += o.grows, inserts += o.inserts, grow_bytes += o.grow_bytes;
+    grow_ns += o.grow_ns, init_ns += o.init_ns;
+    grow_timed += o.grow_timed, init_timed += o.init_timed;
+    return *this;
+  }
 };
 
 struct trace_stats {
@@ -223,6 +220,7 @@ class map_tracer {
     std::uint64_t stops = 0;        // the thread's stop count at entry
     std::uint64_t overhead_ns = 0;  // the thread's wall overhead at entry
     hit_regs regs;
+    bool extra_known = true;  // false: an inlined copy whose recipe has no hint register
     std::vector<field_value> before;
     std::vector<field_value> table;
     std::optional<std::string> type;
@@ -293,7 +291,15 @@ class map_tracer {
   void note_peak(map_record& rec, std::uint64_t entries);
   void add_profile(const std::vector<stack_frame>& stack, const profile_entry& v);
   void label(map_event& e, const map_record& rec) const;
+  // Events leave in call-time order. A call's event is known only at its return, so one
+  // that started later but returned sooner waits in queue_ until every earlier call still
+  // open has returned (or the queue is full: a call that never returns, e.g. a panic out of
+  // makemap, must not hold the stream for good).
   void emit(map_event& e, bool high_volume);
+  void deliver(map_event& e, bool high_volume);
+  void release(bool all);
+  void open_call(std::uint64_t time_ns) { open_calls_.insert(time_ns); }
+  void close_call(std::uint64_t time_ns);
 
   const go_binary& bin_;
   std::uint64_t bias_;
@@ -320,6 +326,20 @@ class map_tracer {
   // Registers at the entry of a caller holding an inlined copy with a recipe, per goroutine
   // and copy, until the copy's body is reached.
   std::map<std::pair<std::int64_t, std::size_t>, std::vector<hit_regs>> inlined_args_;
+  struct queued_event {
+    map_event e;
+    bool high_volume;
+    std::uint64_t seq;  // ties keep the order of emission
+  };
+  struct later {
+    bool operator()(const queued_event& a, const queued_event& b) const {
+      return a.e.time_ns != b.e.time_ns ? a.e.time_ns > b.e.time_ns : a.seq > b.seq;
+    }
+  };
+  std::priority_queue<queued_event, std::vector<queued_event>, later> queue_;
+  std::multiset<std::uint64_t> open_calls_;  // call times of pending_ entries
+  std::uint64_t emitted_seq_ = 0;
+  static constexpr std::size_t max_queued = 4096;
 };
 
 }  // namespace gomaptrace

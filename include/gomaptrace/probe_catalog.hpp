@@ -56,7 +56,7 @@ struct inlined_recipe {
   std::string_view callee;
   std::string_view caller;
   arg_reg type_arg;        // the caller's register at its entry holding the callee's type_arg
-  arg_reg extra_arg;       // ... holding the callee's extra_arg (hint)
+  arg_reg extra_arg;       // ... holding the callee's extra_arg (hint); none: in no register
   bool result_is_callers;  // the callee's result is the caller's, in RAX at the caller's RETs
 };
 

@@ -370,6 +370,7 @@ int run_trace(const trace_options& o) {
   gt::run_counts counts = session.counts();
   counts.maps = stats.maps_created;  // as the summary says them
   counts.grows = stats.grows;
+  counts.per_stop_ns = stats.calibration.used_ns;
   outcome.expectations = checker.results(counts);
   write_results(o, stats, outcome, out, summary_out, !file_out);
   if (chrome) chrome->close();

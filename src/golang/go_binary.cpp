@@ -144,6 +144,29 @@ go_binary::function_code go_binary::decode_function(const go_func& fn) const {
   return c;
 }
 
+std::vector<int> go_binary::compiler_made_map_lines(const std::string& function) const {
+  // Checked with `go tool objdump` on testdata/sites (1.17, 1.19, 1.23, 1.26): the seed call
+  // sits on the literal's line, e.g. `main.go:28 CALL runtime.rand(SB)`.
+  std::vector<file_addr> seeders;
+  for (const char* name : {"runtime.rand", "runtime.rand32", "runtime.fastrand"})
+    for (const go_func* f : pcln_->find_all(name)) seeders.push_back(f->entry);
+  std::vector<int> lines;
+  const go_func* fn = pcln_->find(function);
+  if (!fn || seeders.empty()) return lines;
+  for (const x86_insn& in : decode_function(*fn).insns) {
+    if (in.kind != insn_kind::call || !in.target ||
+        std::find(seeders.begin(), seeders.end(), *in.target) == seeders.end())
+      continue;
+    // In `function`'s own code, not in something inlined into it.
+    const std::vector<source_frame> frames = pcln_->symbolize(in.addr);
+    if (!frames.empty() && frames.front().function == function && frames.front().line > 0)
+      lines.push_back(frames.front().line);
+  }
+  std::sort(lines.begin(), lines.end());
+  lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
+  return lines;
+}
+
 inlined_site go_binary::resolve_inlined(const resolved_probe& p, const inlined_copy& copy) const {
   inlined_site s;
   s.caller = copy.caller;

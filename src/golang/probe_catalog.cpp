@@ -78,6 +78,10 @@ std::vector<probe_spec> make_swiss() {
                R::rdi, false, "table_grow", true});
   v.push_back({"internal/runtime/maps.(*table).split", P::table_grow, true, R::rbx, R::rcx, R::rax,
                R::none, false, "split", true});
+  // maps.Clone: from 1.25 runtime.mapclone copies the map with (*Map).Clone, which calls no
+  // makemap (1.24's mapclone2 does, and has no (*Map).Clone: no creation counts twice).
+  v.push_back({"internal/runtime/maps.(*Map).Clone", P::create, true, R::rbx, R::none, R::none,
+               R::none, false, "clone"});
   v.push_back({"internal/runtime/maps.(*Map).installTableSplit", P::install_split, false, R::none,
                R::rax, R::rbx, R::none, true, "install_split"});
   return v;
@@ -89,8 +93,11 @@ const inlined_recipe* find_inlined_recipe(std::string_view callee, std::string_v
   // `return makemap(t, cap, nil)` in every release 1.17-1.27 (runtime/map.go,
   // map_swiss.go, map_noswiss.go); 1.24+ Swiss builds inline that makemap. It is how
   // reflect.MakeMap, encoding/json and text/template make maps.
+  // runtime.mapclone2(t, src) (maps.Clone; classic 1.21-1.24, Swiss 1.24) starts with
+  // `dst := makemap(t, hint, nil)` and returns dst; the hint is read from src, in no register.
   static constexpr inlined_recipe recipes[] = {
       {"runtime.makemap", "reflect.makemap", R::rax, R::rbx, true},
+      {"runtime.makemap", "runtime.mapclone2", R::rax, R::none, true},
   };
   for (const inlined_recipe& r : recipes)
     if (r.callee == callee && r.caller == caller) return &r;

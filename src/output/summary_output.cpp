@@ -181,7 +181,9 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
     s["peak"] = {{"entries", st->peak_entries}, {classic ? "B" : "capacity", st->peak_size}};
     s["grow_bytes"] = st->grow_bytes;
     if (auto a = advice_for(*st)) {
+      // line: where the hint goes (a first-seen site's literal or make(), when known).
       s["advice"] = {{"hint", a->hint},
+                     {"line", st->made_line.value_or(st->line)},
                      {"grows_avoided", a->grows_avoided},
                      {"grow_ns_saved", a->grow_ns_saved}};
     }
@@ -230,6 +232,13 @@ void write_advice(std::ostream& out, const trace_stats& stats) {
     if (st->kind == site_kind::made) {
       out << fmt::format("    {}: make({}, {}) would avoid {} ({} of growth)\n", where, type,
                          a->hint, plural(a->grows_avoided, "grow", "grows"), saved);
+    } else if (st->made_line) {
+      // The compiler made it in the frame (no runtime call); the line table names the line.
+      out << fmt::format(
+          "    {}:{}: map made by the compiler in {} (first insert at line {}): make({}, {}) "
+          "there would avoid {} ({} of growth)\n",
+          base_name(st->file), *st->made_line, short_function(st->function), st->line, type,
+          a->hint, plural(a->grows_avoided, "grow", "grows"), saved);
     } else {
       // The compiler made it (no runtime call), or it was made before the attach: the insert
       // is where it was first met; the make or literal is earlier in the same function.

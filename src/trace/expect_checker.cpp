@@ -77,6 +77,13 @@ bool has_label(const expectation& x, expect_label l) {
                      [l](const label_matcher& m) { return m.label == l; });
 }
 
+std::vector<std::uint64_t> corrected(const std::vector<timed_ns>& t, std::uint64_t per_stop_ns) {
+  std::vector<std::uint64_t> v;
+  v.reserve(t.size());
+  for (const timed_ns& x : t) v.push_back(x.corrected(per_stop_ns));
+  return v;
+}
+
 double statistic(const expectation& x, const std::vector<std::uint64_t>& d) {
   switch (x.stat) {
     case expect_stat::total:
@@ -141,17 +148,17 @@ namespace {
 // caller outside the runtime.
 std::optional<creation_site> event_location(const map_event& e) {
   for (const stack_frame& f : e.stack) {
-    if (!is_runtime_function(f.function)) return creation_site{f.file, f.line, f.function};
+    if (!is_map_plumbing(f.function)) return creation_site{f.file, f.line, f.function};
   }
   return std::nullopt;
 }
 }  // namespace
 
 void expect_checker::add(std::size_t i, const std::optional<creation_site>& site,
-                         std::optional<std::uint64_t> duration_ns, const map_event* e) {
+                         const std::optional<timed_ns>& timing, const map_event* e) {
   acc& a = accs_[i];
   const bool timed = is_duration(exps_[i].metric);
-  if (timed && !duration_ns) return;  // an event with no return seen has no duration
+  if (timed && !timing) return;  // an event with no return seen has no duration
   a.count += 1;
   std::optional<creation_site> where = site;
   if (!where && e) where = event_location(*e);
@@ -160,8 +167,8 @@ void expect_checker::add(std::size_t i, const std::optional<creation_site>& site
   s.made_here = site.has_value();
   s.count += 1;
   if (timed) {
-    a.durations.push_back(*duration_ns);
-    s.durations.push_back(*duration_ns);
+    a.durations.push_back(*timing);
+    s.durations.push_back(*timing);
   }
 }
 
@@ -177,11 +184,11 @@ void expect_checker::on_event(const map_event& e) {
       if (!matches(x, e, false)) continue;
       untyped_creation& u = untyped_[e.map];
       u.site = e.site;
-      u.duration_ns = e.duration_ns;
+      u.timing = e.timing;
       u.waiting.push_back(i);
       continue;
     }
-    if (matches(x, e, true)) add(i, e.site, e.duration_ns, &e);
+    if (matches(x, e, true)) add(i, e.site, e.timing, &e);
   }
 }
 
@@ -192,15 +199,16 @@ void expect_checker::on_map_typed(std::uint64_t map, const std::string& type) {
     bool ok = true;
     for (const label_matcher& l : exps_[i].labels)
       if (l.label == expect_label::type && !l.matches(type)) ok = false;
-    if (ok) add(i, it->second.site, it->second.duration_ns);
+    if (ok) add(i, it->second.site, it->second.timing);
   }
   untyped_.erase(it);
 }
 
-std::vector<expectation_site> expect_checker::sites_of(const expectation& x, const acc& a) const {
+std::vector<expectation_site> expect_checker::sites_of(const expectation& x, const acc& a,
+                                                       std::uint64_t per_stop_ns) const {
   std::vector<expectation_site> out;
   for (const auto& [label, s] : a.sites) {
-    double v = is_duration(x.metric) ? statistic(x, s.durations) : s.count;
+    double v = is_duration(x.metric) ? statistic(x, corrected(s.durations, per_stop_ns)) : s.count;
     out.push_back({s.where.file, s.where.line, s.where.function, v, s.made_here});
   }
   std::stable_sort(out.begin(), out.end(),
@@ -216,7 +224,7 @@ std::vector<expectation_result> expect_checker::results(const run_counts& counts
     expectation_result r;
     r.expr = x.text;
     if (is_duration(x.metric)) {
-      r.value = statistic(x, a.durations);
+      r.value = statistic(x, corrected(a.durations, counts.per_stop_ns));
     } else if (x.metric == expect_metric::hits) {
       for (const auto& hit : counts.hits) {  // no structured binding: clang 14 cannot capture it
         const std::string& sym = hit.first;
@@ -242,7 +250,7 @@ std::vector<expectation_result> expect_checker::results(const run_counts& counts
       }
     }
     r.ok = x.holds(r.value);
-    r.sites = sites_of(x, a);
+    r.sites = sites_of(x, a, counts.per_stop_ns);
     out.push_back(std::move(r));
   }
   return out;

@@ -387,6 +387,29 @@ map_event map_tracer::base_event(const resolved_probe& p, const hit_context& ctx
 }
 
 void map_tracer::emit(map_event& e, bool high_volume) {
+  if (open_calls_.empty() && queue_.empty()) return deliver(e, high_volume);
+  queue_.push({std::move(e), high_volume, emitted_seq_++});
+  release(false);
+}
+
+void map_tracer::close_call(std::uint64_t time_ns) {
+  if (auto it = open_calls_.find(time_ns); it != open_calls_.end()) open_calls_.erase(it);
+}
+
+void map_tracer::release(bool all) {
+  while (!queue_.empty()) {
+    const bool ready = all || open_calls_.empty() ||
+                       queue_.top().e.time_ns <= *open_calls_.begin() ||
+                       queue_.size() > max_queued;
+    if (!ready) return;
+    // priority_queue::top() is const; the element is popped right after, so moving is safe.
+    queued_event q = std::move(const_cast<queued_event&>(queue_.top()));
+    queue_.pop();
+    deliver(q.e, q.high_volume);
+  }
+}
+
+void map_tracer::deliver(map_event& e, bool high_volume) {
   if (opts_.observer) opts_.observer->on_event(e);  // whole chain, unfiltered
   if (high_volume && !opts_.all_events) return;
   if (opts_.filter) {
@@ -429,7 +452,7 @@ site_stats& map_tracer::site_for(const std::vector<stack_frame>& stack, site_kin
   // every map (and so every grow) belongs to exactly one site.
   const stack_frame* f = nullptr;
   for (const stack_frame& s : stack) {
-    if (!is_runtime_function(s.function)) {
+    if (!is_map_plumbing(s.function)) {
       f = &s;
       break;
     }
@@ -444,6 +467,14 @@ site_stats& map_tracer::site_for(const std::vector<stack_frame>& stack, site_kin
     it->second.file = f->file;
     it->second.line = f->line;
     it->second.kind = kind;
+    if (kind == site_kind::first_seen) {
+      // The literal or make() is earlier in the function than the first insert: the nearest
+      // line at or above it where the compiler seeded a map (no such line: a map made by
+      // makemap before the attach, or out of sight; the insert's line is all we know).
+      const std::vector<int> made = bin_.compiler_made_map_lines(f->function);
+      auto above = std::upper_bound(made.begin(), made.end(), f->line);
+      if (above != made.begin()) it->second.made_line = *std::prev(above);
+    }
   }
   return it->second;
 }
@@ -490,19 +521,14 @@ void map_tracer::add_profile(const std::vector<stack_frame>& stack, const profil
   // From the site frame outwards: the runtime's own frames would make every sample's leaf
   // a runtime function, hiding which of the program's lines grew its maps.
   auto first = std::find_if(stack.begin(), stack.end(),
-                            [](const stack_frame& f) { return !is_runtime_function(f.function); });
+                            [](const stack_frame& f) { return !is_map_plumbing(f.function); });
   if (first == stack.end()) first = stack.begin();
   std::vector<std::uint64_t> key;
   for (auto it = first; it != stack.end(); ++it) key.push_back(it->pc);
   auto [slot, fresh] = stats_.profile.try_emplace(std::move(key));
   profile_entry& p = slot->second;
   if (fresh) p.stack.assign(first, stack.end());
-  p.maps += v.maps;
-  p.grows += v.grows;
-  p.inserts += v.inserts;
-  p.grow_bytes += v.grow_bytes;
-  p.grow_timed += v.grow_timed;
-  p.init_timed += v.init_timed;
+  p += v;
 }
 
 // --- latency ----------------------------------------------------------------------------
@@ -562,6 +588,7 @@ void map_tracer::sample_stop_cost(pid_t tid) {
 }
 
 void map_tracer::finish() {
+  release(true);  // calls still open now will never return: nothing waits for them
   stop_calibration& cal = stats_.calibration;
   if (!live_samples_.empty()) {
     std::vector<std::uint64_t> v = live_samples_;
@@ -621,6 +648,7 @@ void map_tracer::on_insert(const resolved_probe& p, const hit_context& ctx) {
     it = maps_.find(m);
   }
   map_record& rec = it->second;
+  if (!rec.seed && id) rec.seed = id->seed;
   if (!rec.type && type) {
     // makemap_small is given no type; the first insert names it, for the site too.
     rec.type = type;
@@ -677,6 +705,7 @@ void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_
     if (s.map_arg != arg_reg::none) c.before = map_fields(ctx.regs.arg(s.map_arg));
     if (s.table_arg != arg_reg::none) c.table = table_fields(ctx.regs.arg(s.table_arg));
     c.stack = unwind(ctx.regs);
+    open_call(c.time_ns);
     pending_[{call_key(ctx, g), probe}].push_back(std::move(c));
     return;
   }
@@ -747,8 +776,10 @@ void map_tracer::on_inlined_body(const resolved_probe& p, const breakpoint_reque
     pending_call c = begin_call(ctx, ctx.regs);
     c.regs.set_arg(s.type_arg, args->arg(site.recipe->type_arg));
     c.regs.set_arg(s.extra_arg, args->arg(site.recipe->extra_arg));
+    c.extra_known = site.recipe->extra_arg != arg_reg::none;
     if (s.type_arg != arg_reg::none) c.type = type_name(c.regs.arg(s.type_arg));
     c.stack = unwind(ctx.regs, site.in_frame);
+    open_call(c.time_ns);
     pending_[key].push_back(std::move(c));
     return;
   }
@@ -776,6 +807,7 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t slot, const hit_
   pending_call c = std::move(it->second.back());
   it->second.pop_back();
   if (it->second.empty()) pending_.erase(it);
+  close_call(c.time_ns);
 
   const probe_spec& s = *p.spec;
   map_event e = base_event(p, ctx, g);
@@ -788,9 +820,11 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t slot, const hit_
   if (s.role == probe_role::create || s.role == probe_role::create_small) {
     timed_ns t = measure(c, ctx);
     e.duration_ns = t.corrected(per_stop_ns());
+    e.timing = t;
     e.traced_ns = ctx.time_ns - c.time_ns;
     e.map = ctx.regs.rax;  // the result
-    if (s.extra_arg != arg_reg::none) e.hint = static_cast<std::int64_t>(c.regs.arg(s.extra_arg));
+    if (s.extra_arg != arg_reg::none && c.extra_known)
+      e.hint = static_cast<std::int64_t>(c.regs.arg(s.extra_arg));
     e.fields = map_fields(e.map);
     note_creation(e, t);
     emit(e, false);
@@ -824,6 +858,7 @@ void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, cons
     }
     timed_ns t = measure(c, ctx);
     e.duration_ns = t.corrected(per_stop_ns());
+    e.timing = t;
     e.traced_ns = ctx.time_ns - c.time_ns;
     note_growth(e, t, growth_bytes(e, type_addr));
     emit(e, false);
@@ -831,6 +866,7 @@ void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, cons
   }
   timed_ns t = measure(c, ctx);
   e.duration_ns = t.corrected(per_stop_ns());
+  e.timing = t;
   e.traced_ns = ctx.time_ns - c.time_ns;
   if (s.wraps_growth) {
     std::uint64_t bytes;
@@ -847,6 +883,7 @@ void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, cons
       bytes = growth_bytes(e, type_addr);  // the inner call was not seen: rehash is the growth
     }
     e.duration_ns = t.corrected(per_stop_ns());
+    e.timing = t;
     e.traced_ns = ctx.time_ns - c.time_ns;
     note_growth(e, t, bytes);
     emit(e, false);
@@ -868,7 +905,15 @@ void map_tracer::note_creation(map_event& e, const timed_ns& t, bool map_known) 
     return;
   }
   map_record& rec = record_map(e.map, e.stack, site_kind::made, e.type);
-  if (auto id = identity(e.map)) rec.seed = id->seed;
+  // maps.Clone on classic maps (and 1.24 Swiss): mapclone2 calls makemap, then copies the
+  // source's seed into the new map. Its seed is taken at its next event instead, or that
+  // event would take it for a new map at a reused address.
+  bool cloning = false;
+  for (const stack_frame& f : e.stack) {
+    if (!is_map_plumbing(f.function)) break;
+    cloning |= f.function == "runtime.mapclone2";
+  }
+  if (auto id = identity(e.map); id && !cloning) rec.seed = id->seed;
   site_stats& st = *rec.site;
   if (e.hint) {
     st.hint_min = st.hint_min ? std::min(*st.hint_min, *e.hint) : *e.hint;
@@ -907,7 +952,11 @@ std::uint64_t map_tracer::group_bytes(std::uint64_t type_addr) {
   const runtime_layout& L = bin_.layout();
   std::uint64_t size = 0;
   if (auto group = read_u64(type_addr + L.map_type_group.offset); group && *group) {
-    if (auto b = read_(*group + L.type_size.offset, L.type_size.size)) {
+    auto b = read_(*group + L.type_size.offset, L.type_size.size);
+    // --bpf decodes after the hit; once the program is gone the type is read from the file,
+    // where a PIE's pointers are link-time addresses (relocated only in memory).
+    if (!b && bias_ && *group < bias_) b = read_(*group + bias_ + L.type_size.offset, L.type_size.size);
+    if (b) {
       size = extract(*b, field_layout{0, L.type_size.size});
     } else {
       ++stats_.read_errors;

@@ -622,11 +622,7 @@ void add_stats(trace_stats& into, const trace_stats& s) {
   into.clock_fallbacks += s.clock_fallbacks;
   for (const auto& [pcs, e] : s.profile) {
     auto [it, fresh] = into.profile.try_emplace(pcs, e);
-    if (fresh) continue;
-    profile_entry& p = it->second;
-    p.maps += e.maps, p.grows += e.grows, p.inserts += e.inserts;
-    p.grow_ns += e.grow_ns, p.init_ns += e.init_ns, p.grow_bytes += e.grow_bytes;
-    p.grow_timed += e.grow_timed, p.init_timed += e.init_timed;
+    if (!fresh) it->second += e;
   }
 }
 }  // namespace

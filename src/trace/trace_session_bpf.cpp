@@ -75,7 +75,17 @@ bpf_site site_for(const go_binary& bin, const breakpoint_request& r, const trace
   const bool observed = o.observer && o.observe_high_volume;
   switch (r.kind) {
     case request_kind::entry:
-      if (!printed && !observed) return b;  // counted against its map: registers suffice
+      if (!printed && !observed) {
+        // Counted against its map, whose header map_tracer reads at every insert (size and
+        // hash seed: a new map at a reused address) and, for a map met for the first time,
+        // its call chain (the site): both as they were at the hit.
+        if (s.is_insert && s.map_arg != arg_reg::none) {
+          mem(reg_of(s.map_arg), 0, L.map_size);
+          b.return_address_at_rsp = true;
+          b.frames = frames_wanted(o);
+        }
+        return b;
+      }
       if (s.map_arg != arg_reg::none) {
         mem(reg_of(s.map_arg), 0, L.map_size);
         if (!s.high_volume) follow_directory(b, L, b.captures.size() - 1);
@@ -243,6 +253,7 @@ void trace_session::finish_bpf_stats() {
   const std::vector<bpf_site_counts> counts = bpf_->counts();
   const auto& reqs = tracer_->breakpoints();
   const auto& probes = bin_->probes();
+  tracer_->finish();  // fills the per-site durations (BPF timestamps: nothing subtracted)
   bpf_stats_ = tracer_->stats();
   for (auto& [sym, n] : bpf_stats_.hits) n = 0;
   for (auto& [sym, n] : bpf_stats_.inlined_hits) n = 0;

@@ -4,6 +4,7 @@
 //     call; called twice, the second map sits at the same stack address as the first;
 //   - presized: make(map[int]int, 1000) that escapes: makemap, never grows;
 //   - nohint: make(map[int]int) that escapes: makemap_small, grows;
+//   - cloned (Go 1.21+): maps.Clone of the nohint map plus one key: made, never grows;
 //   - early: made before anything else; with the argument "wait" the program then waits for
 //     one line (or EOF) on stdin before filling it, so a tracer can attach after it was made.
 //
@@ -74,5 +75,6 @@ func main() {
 	a, b := literal(), literal()
 	presized()
 	nohint()
-	fmt.Printf("literal=%d,%d presized=%d nohint=%d early=%d\n", a, b, len(sink[1]), len(sink[2]), len(early))
+	c := cloned(sink[2])
+	fmt.Printf("literal=%d,%d presized=%d nohint=%d early=%d cloned=%d\n", a, b, len(sink[1]), len(sink[2]), len(early), c)
 }

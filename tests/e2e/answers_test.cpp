@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <map>
 #include <numeric>
@@ -65,6 +66,15 @@ void expect_grown_site(const json& s, const char* kind, std::uint64_t maps) {
   EXPECT_GT(s["grow_bytes"].get<std::uint64_t>(), 0u) << s.dump();
 }
 
+// The line of testdata/PROGRAM/main.go holding `text` (1-based), or 0.
+int line_of(const std::string& program, const std::string& text) {
+  std::ifstream in(source_dir() / "testdata" / program / "main.go");
+  std::string l;
+  for (int n = 1; std::getline(in, l); ++n)
+    if (l.find(text) != std::string::npos) return n;
+  return 0;
+}
+
 // Classic (1.19, 1.23, 1.24 noswiss) and Swiss (1.26, 1.27) toolchains, stripped included.
 std::vector<const testdata_build*> builds_of(const std::string& program) {
   static const std::vector<testdata_build> all = testdata_builds();
@@ -94,6 +104,9 @@ TEST(answers, every_site_its_kind_grows_and_advice) {
     const json* lit = site(j, "main.literal");
     ASSERT_TRUE(lit) << j["sites"].dump();
     expect_grown_site(*lit, "first_seen", 2);
+    // The advice names the literal's line, read here from the source, not the first insert's.
+    EXPECT_EQ((*lit)["advice"]["line"], line_of("sites", "m := map[int]int{}")) << lit->dump();
+    EXPECT_NE((*lit)["advice"]["line"], (*lit)["line"]);
     const json* nohint = site(j, "main.nohint");
     ASSERT_TRUE(nohint);
     expect_grown_site(*nohint, "made", 1);
@@ -107,6 +120,19 @@ TEST(answers, every_site_its_kind_grows_and_advice) {
     EXPECT_FALSE(pre->contains("advice")) << pre->dump();
     for (const json& s : j["sites"])
       if (s["grows"] == 0) EXPECT_FALSE(s.contains("advice")) << s.dump();
+    // maps.Clone (1.21+): one map made at the caller's line, never in package maps, on classic
+    // (makemap under mapclone2) and Swiss (1.25+: (*Map).Clone, no makemap) alike.
+    if (b->label != "go1.19") {
+      EXPECT_NE(r.out.find("cloned=1001"), std::string::npos) << r.out;
+      const json* cl = site(j, "main.cloned");
+      ASSERT_TRUE(cl) << j["sites"].dump();
+      EXPECT_EQ((*cl)["kind"], "made") << cl->dump();
+      EXPECT_EQ((*cl)["maps"], 1) << cl->dump();
+      EXPECT_EQ((*cl)["grows"], 0) << cl->dump();
+      EXPECT_EQ((*cl)["assigns"], 1) << cl->dump();
+      for (const json& s : j["sites"])
+        EXPECT_FALSE(s["function"].get<std::string>().starts_with("maps.")) << s.dump();
+    }
   }
 }
 
@@ -147,12 +173,13 @@ struct waiting_program {
   }
 };
 
+// Where the ptrace path writes mapassign_fast64's int3 (past the prologue's push).
 std::uint64_t first_breakpoint(const std::filesystem::path& bin) {
   auto r = run_command({gomaptrace_binary(), "inspect", "--json", bin.string()});
   json info = json::parse(r.out);
   for (const json& p : info["probes"])
     if (p["symbol"].get<std::string>().starts_with("runtime.mapassign_fast64"))
-      return std::stoull(p["breakpoint"].get<std::string>(), nullptr, 16);
+      return std::stoull(p["entry_int3"].get<std::string>(), nullptr, 16);
   return 0;
 }
 }  // namespace

@@ -625,7 +625,7 @@ std::map<std::int64_t, std::vector<std::string>> events_by_goroutine(const trace
   static const std::set<std::string> addresses = {"buckets", "oldbuckets", "dirPtr", "noverflow"};
   std::map<std::int64_t, std::vector<std::string>> out;
   for (json e : t.events) {
-    for (const char* k : {"time_ns", "duration_ns", "pid", "tid", "map"}) e.erase(k);
+    for (const char* k : {"time_ns", "duration_ns", "traced_ns", "pid", "tid", "map"}) e.erase(k);
     for (const char* k : {"fields", "before", "table"}) {
       if (!e.contains(k) || !e[k].is_object()) continue;
       for (const std::string& a : addresses) e[k].erase(a);

@@ -19,6 +19,7 @@ map_event event(const char* name, std::uint64_t map, std::vector<const char*> ch
   e.map = map;
   e.type = std::move(type);
   e.duration_ns = duration;
+  if (duration) e.timing = timed_ns{.raw = *duration};
   for (const char* f : chain) e.stack.push_back({0x1000, f, "/src/app.go", 7, false});
   e.site = creation_site{"/src/cache.go", 12, "main.load"};
   return e;
@@ -89,6 +90,26 @@ TEST(expect_checker, durations_give_totals_and_percentiles) {
   EXPECT_EQ(r[2].value, 100);
   EXPECT_EQ(r[3].value, 0);  // no grow at all
   for (const auto& x : r) EXPECT_TRUE(x.ok) << x.expr;
+}
+
+TEST(expect_checker, durations_are_corrected_with_the_final_stop_cost_as_the_summary_is) {
+  expect_checker c({parse("init_ns == 3000"), parse("init_ns_max == 3000")});
+  // Printed at the time with the stop cost known then (500 ns): 4000. The calibration ends
+  // at 1000 ns per stop: 5000 - 2 x 1000 = 3000; a 1500 ns call with 2 stops is 0, not less.
+  map_event a = event("makemap", 1, {"main.f"});
+  a.timing = timed_ns{.raw = 5000, .stops = 2};
+  a.duration_ns = 4000;
+  map_event b = event("makemap", 2, {"main.f"});
+  b.timing = timed_ns{.raw = 1500, .stops = 2};
+  b.duration_ns = 500;
+  c.on_event(a);
+  c.on_event(b);
+  run_counts counts;
+  counts.per_stop_ns = 1000;
+  auto r = c.results(counts);
+  EXPECT_EQ(r[0].value, 3000);
+  EXPECT_EQ(r[1].value, 3000);
+  EXPECT_TRUE(r[0].ok && r[1].ok);
 }
 
 TEST(expect_checker, percentile_is_nearest_rank) {

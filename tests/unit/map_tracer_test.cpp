@@ -64,6 +64,7 @@ class tracer_fixture {
     tracer_options o;
     o.calibration = {.wall_ns = 1000, .cpu_ns = 500, .samples = 1, .method = "test"};
     o.clock = latency_clock::thread_cpu;
+    o.entry_past_push = false;  // hits as at the end of the stack check: [rsp] = return address
     o.cpu_clock = [this](pid_t t) -> std::optional<std::uint64_t> { return cpu_[t]; };
     tracer_ = std::make_unique<map_tracer>(*bin_, 0, mem_.reader(), o, sink_);
   }
@@ -93,7 +94,7 @@ class tracer_fixture {
     const auto& reqs = tracer_->breakpoints();
     for (std::size_t i = 0; i < reqs.size(); ++i) {
       if (bin_->probes()[reqs[i].probe].symbol == symbol && reqs[i].is_return == is_return) {
-        tracer_->on_hit(i, {tid, time_ += 1000, r});
+        tracer_->on_hit(i, {.pid = 1, .tid = tid, .time_ns = time_ += 1000, .regs = r});
         tracer_->note_stop(tid, 0);
         return;
       }
@@ -171,7 +172,7 @@ TEST(map_tracer, classic_site_grows_timings_and_advice) {
   EXPECT_TRUE(has_b);
 }
 
-TEST(map_tracer, returns_match_their_calls_by_goroutine) {
+TEST(map_tracer, returns_match_their_calls_by_goroutine_and_events_leave_in_call_order) {
   auto path = build("go1.23");
   if (!path) GTEST_SKIP() << "no go1.23 sites build";
   tracer_fixture t(*path);
@@ -182,14 +183,33 @@ TEST(map_tracer, returns_match_their_calls_by_goroutine) {
   t.hit("runtime.makemap", false, g1, {.rbx = 10}, 0);
   t.hit("runtime.makemap", false, g2, {.rbx = 20}, 0);
   t.hit("runtime.makemap", true, g2, {.rax = b}, 0);
+  // g2's call returned first, but g1's started earlier and is still open: nothing yet.
+  EXPECT_TRUE(t.events().empty());
   t.hit("runtime.makemap", true, g1, {.rax = a}, 0);
   ASSERT_EQ(t.events().size(), 2u);
-  EXPECT_EQ(t.events()[0].map, b);
-  EXPECT_EQ(t.events()[0].hint, 20);
-  EXPECT_EQ(t.events()[0].goid, 2);
-  EXPECT_EQ(t.events()[1].map, a);
-  EXPECT_EQ(t.events()[1].hint, 10);
+  EXPECT_EQ(t.events()[0].map, a);
+  EXPECT_EQ(t.events()[0].hint, 10);
+  EXPECT_EQ(t.events()[0].goid, 1);
+  EXPECT_EQ(t.events()[1].map, b);
+  EXPECT_EQ(t.events()[1].hint, 20);
+  EXPECT_EQ(t.events()[1].goid, 2);
+  EXPECT_LT(t.events()[0].time_ns, t.events()[1].time_ns);
   EXPECT_EQ(t.stats().unmatched_returns, 0u);
+}
+
+TEST(map_tracer, a_call_that_never_returns_does_not_hold_events_past_the_end) {
+  auto path = build("go1.23");
+  if (!path) GTEST_SKIP() << "no go1.23 sites build";
+  tracer_fixture t(*path);
+  constexpr std::uint64_t b = 0x5100'0000;
+  t.put_map(b, 0, 2);
+  t.hit("runtime.makemap", false, g1, {.rbx = 10}, 0);  // panics out, say: no return
+  t.hit("runtime.makemap", false, g2, {.rbx = 20}, 0);
+  t.hit("runtime.makemap", true, g2, {.rax = b}, 0);
+  EXPECT_TRUE(t.events().empty());
+  t.finish();
+  ASSERT_EQ(t.events().size(), 1u);
+  EXPECT_EQ(t.events()[0].map, b);
 }
 
 TEST(map_tracer, a_map_first_seen_at_an_insert_and_a_reused_address_is_a_new_map) {

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -107,6 +108,9 @@ TEST(json_output, is_byte_for_byte_nlohmann_s_dump) {
   e.pid = 1234;
   e.type = "map[struct { A int \"json:\\\"a\\\"\" }]\x01\xff";
   e.stack[0].file = "/src/ä\tb.go";
+  e.site = creation_site{"/src/main.go", 9, "main.fill"};
+  e.site_kind = "first_seen";
+  e.traced_ns = 40000;
   events.push_back(e);
   e.arg_name = "bucket";
   e.before.clear();
@@ -120,7 +124,11 @@ TEST(json_output, is_byte_for_byte_nlohmann_s_dump) {
     using nlohmann::json;
     auto obj = [](const std::vector<field_value>& fs) {
       json o = json::object();
-      for (const field_value& f : fs) o[f.name] = f.value;
+      // Addresses are "0x..." strings in JSON, pointer fields too.
+      for (const field_value& f : fs)
+        o[f.name] = f.name == "oldbuckets" || f.name == "buckets"
+                        ? json(fmt::format("{:#x}", f.value))
+                        : json(f.value);
       return o;
     };
     json j;
@@ -139,6 +147,13 @@ TEST(json_output, is_byte_for_byte_nlohmann_s_dump) {
     if (!ev.before.empty()) j["before"] = obj(ev.before);
     if (!ev.table.empty()) j["table"] = obj(ev.table);
     if (ev.duration_ns) j["duration_ns"] = *ev.duration_ns;
+    if (ev.traced_ns) j["traced_ns"] = *ev.traced_ns;
+    if (ev.site) {
+      j["site"] = {{"func", ev.site->function},
+                   {"file", ev.site->file},
+                   {"line", ev.site->line},
+                   {"kind", ev.site_kind}};
+    }
     json st = json::array();
     for (const stack_frame& f : ev.stack) {
       json fr = {{"func", f.function}, {"file", f.file}, {"line", f.line}};

@@ -1,0 +1,18 @@
+//go:build go1.21
+// +build go1.21
+
+package main
+
+import "maps"
+
+// cloned copies the nohint map with maps.Clone (Go 1.21+) and adds one key. Classic
+// runtimes make the copy with makemap, Swiss ones from 1.25 with (*Map).Clone and no
+// makemap: either way it is a map made at this line, not in package maps.
+//
+//go:noinline
+func cloned(m map[int]int) int {
+	c := maps.Clone(m)
+	c[-1] = -1
+	sink = append(sink, c)
+	return len(c)
+}

@@ -183,7 +183,7 @@ struct trace_stats {
   std::map<std::string, std::uint64_t> inlined_hits;  // the part of hits at inlined copies
   std::uint64_t events = 0;                           // events handed to the sink
   std::uint64_t maps_created = 0;                     // makemap calls seen
-  std::uint64_t maps_seen = 0;  // maps first met at an insert or a growth
+  std::uint64_t maps_seen = 0;                        // maps first met at an insert or a growth
   std::uint64_t grows = 0;
   std::uint64_t inserts = 0;                // mapassign* calls
   std::uint64_t unmatched_returns = 0;      // returns whose entry we did not see (attach mid-call)
@@ -277,6 +277,7 @@ class map_tracer {
   map_event base_event(const resolved_probe& p, const hit_context& ctx,
                        std::optional<std::int64_t> g);
   timed_ns measure(const pending_call& c, const hit_context& ctx);
+  void stamp(map_event& e, const timed_ns& t, const pending_call& c, const hit_context& ctx) const;
   std::uint64_t per_stop_ns() const;
   void sample_stop_cost(pid_t tid);
   site_stats& site_for(const std::vector<stack_frame>& stack, site_kind kind, std::string* key);

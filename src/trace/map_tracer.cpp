@@ -59,7 +59,6 @@ constexpr std::size_t max_chain_frames = 100000;
 constexpr std::uint64_t min_live_samples = 50;
 constexpr std::size_t max_live_samples = 4096;
 
-
 }  // namespace
 
 map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read,
@@ -399,8 +398,7 @@ void map_tracer::close_call(std::uint64_t time_ns) {
 void map_tracer::release(bool all) {
   while (!queue_.empty()) {
     const bool ready = all || open_calls_.empty() ||
-                       queue_.top().e.time_ns <= *open_calls_.begin() ||
-                       queue_.size() > max_queued;
+                       queue_.top().e.time_ns <= *open_calls_.begin() || queue_.size() > max_queued;
     if (!ready) return;
     // priority_queue::top() is const; the element is popped right after, so moving is safe.
     queued_event q = std::move(const_cast<queued_event&>(queue_.top()));
@@ -819,9 +817,7 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t slot, const hit_
   e.table = c.table;
   if (s.role == probe_role::create || s.role == probe_role::create_small) {
     timed_ns t = measure(c, ctx);
-    e.duration_ns = t.corrected(per_stop_ns());
-    e.timing = t;
-    e.traced_ns = ctx.time_ns - c.time_ns;
+    stamp(e, t, c, ctx);
     e.map = ctx.regs.rax;  // the result
     if (s.extra_arg != arg_reg::none && c.extra_known)
       e.hint = static_cast<std::int64_t>(c.regs.arg(s.extra_arg));
@@ -837,6 +833,15 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t slot, const hit_
     e.arg_name = "newCapacity";
   }
   on_growth_return(p, c, ctx, e);
+}
+
+// A timed event's figures: corrected with the stop cost known now (--expect and the summary
+// correct again with the final one from `timing`), and the raw span the tracer saw.
+void map_tracer::stamp(map_event& e, const timed_ns& t, const pending_call& c,
+                       const hit_context& ctx) const {
+  e.duration_ns = t.corrected(per_stop_ns());
+  e.timing = t;
+  e.traced_ns = ctx.time_ns - c.time_ns;
 }
 
 void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, const hit_context& ctx,
@@ -857,17 +862,13 @@ void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, cons
       }
     }
     timed_ns t = measure(c, ctx);
-    e.duration_ns = t.corrected(per_stop_ns());
-    e.timing = t;
-    e.traced_ns = ctx.time_ns - c.time_ns;
+    stamp(e, t, c, ctx);
     note_growth(e, t, growth_bytes(e, type_addr));
     emit(e, false);
     return;
   }
   timed_ns t = measure(c, ctx);
-  e.duration_ns = t.corrected(per_stop_ns());
-  e.timing = t;
-  e.traced_ns = ctx.time_ns - c.time_ns;
+  stamp(e, t, c, ctx);
   if (s.wraps_growth) {
     std::uint64_t bytes;
     if (c.folded) {
@@ -882,9 +883,7 @@ void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, cons
     } else {
       bytes = growth_bytes(e, type_addr);  // the inner call was not seen: rehash is the growth
     }
-    e.duration_ns = t.corrected(per_stop_ns());
-    e.timing = t;
-    e.traced_ns = ctx.time_ns - c.time_ns;
+    stamp(e, t, c, ctx);
     note_growth(e, t, bytes);
     emit(e, false);
     return;
@@ -955,7 +954,8 @@ std::uint64_t map_tracer::group_bytes(std::uint64_t type_addr) {
     auto b = read_(*group + L.type_size.offset, L.type_size.size);
     // --bpf decodes after the hit; once the program is gone the type is read from the file,
     // where a PIE's pointers are link-time addresses (relocated only in memory).
-    if (!b && bias_ && *group < bias_) b = read_(*group + bias_ + L.type_size.offset, L.type_size.size);
+    if (!b && bias_ && *group < bias_)
+      b = read_(*group + bias_ + L.type_size.offset, L.type_size.size);
     if (b) {
       size = extract(*b, field_layout{0, L.type_size.size});
     } else {

@@ -23,9 +23,9 @@ struct run_counts {
   std::uint64_t inserts = 0;      // mapassign*
   std::uint64_t evacuations = 0;  // classic evacuate*
   std::map<std::string, std::uint64_t> hits;
-  // The final calibrated stop (trace_stats::calibration.used_ns, after map_tracer::finish):
-  // durations are corrected with it, as the summary's are.
-  std::uint64_t per_stop_ns = 0;
+  // The final calibrated stop (trace_stats::calibration.used_cost(), after
+  // map_tracer::finish): durations are corrected with it, as the summary's are.
+  stop_cost per_stop;
 };
 [[nodiscard]] run_counts counts_from_hits(const go_binary& bin,
                                           const std::map<std::string, std::uint64_t>& hits);
@@ -87,7 +87,7 @@ class expect_checker : public event_sink {
   void add(std::size_t i, const std::optional<creation_site>& site,
            const std::optional<timed_ns>& timing, const map_event* e = nullptr);
   std::vector<expectation_site> sites_of(const expectation& x, const acc& a,
-                                         std::uint64_t per_stop_ns) const;
+                                         const stop_cost& per_stop) const;
 
   std::vector<expectation> exps_;
   std::vector<acc> accs_;

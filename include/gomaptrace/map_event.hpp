@@ -46,17 +46,27 @@ struct field_value {
   std::uint64_t value = 0;
 };
 
+// What one tracer stop costs the stopped thread, by where the thread ran: on the tracer's CPU
+// (near) or on another (far). They differ by an order of magnitude on a VM (measured
+// 2026-11-26 on this project's 2-vCPU machine: 1.4 us near, ~20 us far, the far trap paying
+// for waking the tracer's CPU), so one median of a mix is right for neither.
+struct stop_cost {
+  std::uint64_t near_ns = 0, far_ns = 0;
+};
+
 // A timed call, kept raw so the per-stop cost can be settled at the end of the trace:
-// corrected = raw - fixed - stops x per-stop cost (fixed: the handlers' measured time, wall
-// clock only).
+// corrected = raw - fixed - near stops x near cost - far stops x far cost (fixed: the
+// handlers' measured time, wall clock only). `far` counts the stops among `stops` that were
+// far; the wall clock does not tell them apart (far = 0).
 struct timed_ns {
-  std::uint64_t raw = 0, fixed = 0, stops = 0;
+  std::uint64_t raw = 0, fixed = 0, stops = 0, far = 0;
   timed_ns& operator+=(const timed_ns& o) {
-    raw += o.raw, fixed += o.fixed, stops += o.stops;
+    raw += o.raw, fixed += o.fixed, stops += o.stops, far += o.far;
     return *this;
   }
-  [[nodiscard]] std::uint64_t corrected(std::uint64_t per_stop) const {
-    const std::uint64_t minus = fixed + stops * per_stop;
+  [[nodiscard]] std::uint64_t corrected(const stop_cost& c) const {
+    const std::uint64_t near = stops > far ? stops - far : 0;
+    const std::uint64_t minus = fixed + near * c.near_ns + far * c.far_ns;
     return raw > minus ? raw - minus : 0;
   }
 };
@@ -66,7 +76,7 @@ struct map_event {
                       // grow_to_small, grow_to_table, rehash, table_grow, split, install_split
   std::string func;   // the runtime symbol that was hit, as in the binary
   std::uint64_t time_ns = 0;  // since the trace started
-  pid_t pid = 0;  // the process (-f traces several)
+  pid_t pid = 0;              // the process (-f traces several)
   pid_t tid = 0;
   std::optional<std::int64_t> goid;  // nullopt when R14 did not hold a readable g
   bool system_stack = false;         // goid 0: running on g0

@@ -72,23 +72,34 @@ class event_sink {
 };
 
 // The tracer's own cost of one stop (int3 -> tracer -> thread running again, the tracer's
-// handler excluded), measured at start-up on a child of gomaptrace (trace_session). Durations
-// subtract one stop for every stop on the thread inside the interval.
+// handler excluded), measured at start-up on a child of gomaptrace (trace_session), near and
+// far (stop_cost) apart. Durations subtract one stop for every stop on the thread inside the
+// interval, at the cost of where the thread ran.
 struct stop_calibration {
   std::uint64_t wall_ns = 0;        // median round trip, wall clock
-  std::uint64_t cpu_ns = 0;         // of which on the stopped thread's own CPU clock
+  std::uint64_t cpu_ns = 0;         // of which on the stopped thread's own CPU clock (near)
   std::uint64_t wall_error_ns = 0;  // half the p10..p90 spread of the wall samples
   std::uint64_t cpu_error_ns = 0;
+  std::uint64_t cpu_far_ns = 0;  // the child on another CPU than the tracer (0: one CPU)
+  std::uint64_t cpu_far_error_ns = 0;
   std::uint64_t samples = 0;
   std::string method;  // how it was measured, for the summary
   // Measured again in the program itself, between two consecutive inserts on one thread with
   // no other stop between them (one stop plus one mapassign): the cost of a stop in this
   // program, which the start-up child underestimates. Used when it has enough samples.
   std::uint64_t live_cpu_ns = 0, live_error_ns = 0, live_samples = 0;
-  std::uint64_t used_ns = 0;  // what was subtracted per stop in the end
+  std::uint64_t live_far_ns = 0, live_far_error_ns = 0, live_far_samples = 0;
+  std::uint64_t used_ns = 0;  // what was subtracted per near stop in the end
   std::uint64_t used_error_ns = 0;
-  std::string used;  // "start-up" or "live"
+  std::uint64_t used_far_ns = 0;  // ... per far stop
+  std::uint64_t used_far_error_ns = 0;
+  std::string used;  // "start-up", "live" or "live near, start-up far"
+  [[nodiscard]] stop_cost used_cost() const { return {used_ns, used_far_ns}; }
 };
+
+// Where a stopped thread last ran: true on another CPU than the tracer's now (nullopt:
+// unknown). Read only for stops inside timed calls and live-calibration samples.
+using thread_placement = std::function<std::optional<bool>(pid_t tid)>;
 
 // Which clock times makemap and growth. thread_cpu: the thread's on-CPU time
 // (/proc/PID/task/TID/schedstat), which does not advance while the thread sits in a ptrace
@@ -122,6 +133,7 @@ struct tracer_options {
   stop_calibration calibration;
   latency_clock clock = latency_clock::wall;
   thread_cpu_clock cpu_clock;  // required for latency_clock::thread_cpu
+  thread_placement ran_far;    // without it every stop is near
   bool profile = false;        // aggregate values per call stack (--pprof): unwinds every insert
 };
 
@@ -209,6 +221,12 @@ class map_tracer {
   // figure. Call once the program is done; stats() before it has raw timings only.
   void finish();
   const trace_stats& stats() const { return stats_; }
+  // True while a call that began within `window_ns` before `now_ns` awaits its return: the
+  // session keeps the tracer awake for it (process::set_wait_spin), so the stop that ends it
+  // costs what the calibration measured.
+  [[nodiscard]] bool timing(std::uint64_t now_ns, std::uint64_t window_ns) const {
+    return !open_calls_.empty() && now_ns - std::min(now_ns, *open_calls_.rbegin()) < window_ns;
+  }
   // True when the binary has a growth function to probe (needed by --max-grows).
   static bool can_count_grows(const go_binary& bin);
 
@@ -218,6 +236,7 @@ class map_tracer {
     pid_t tid = 0;
     std::optional<std::uint64_t> cpu_ns;
     std::uint64_t stops = 0;        // the thread's stop count at entry
+    std::uint64_t far = 0;          // ... and far stop count
     std::uint64_t overhead_ns = 0;  // the thread's wall overhead at entry
     hit_regs regs;
     bool extra_known = true;  // false: an inlined copy whose recipe has no hint register
@@ -241,7 +260,12 @@ class map_tracer {
   };
   struct thread_account {
     std::uint64_t stops = 0;
+    std::uint64_t far = 0;  // of `stops`, those classified far (only while timing)
     std::uint64_t overhead_ns = 0;
+    std::size_t open_calls = 0;  // pending calls begun on this thread: classify its stops
+    // The stop count when the stop now being handled was classified, and how.
+    std::uint64_t placed_at = UINT64_MAX;
+    std::optional<bool> placed_far;
     // Live calibration: the CPU clock at an insert, and the stop count then.
     std::optional<std::uint64_t> sample_cpu;
     std::uint64_t sample_stops = 0;
@@ -278,7 +302,9 @@ class map_tracer {
                        std::optional<std::int64_t> g);
   timed_ns measure(const pending_call& c, const hit_context& ctx);
   void stamp(map_event& e, const timed_ns& t, const pending_call& c, const hit_context& ctx) const;
-  std::uint64_t per_stop_ns() const;
+  stop_cost per_stop() const;
+  // Whether the round trip ending at the stop now being handled ran far (nullopt: unknown).
+  std::optional<bool> place_stop(pid_t tid);
   void sample_stop_cost(pid_t tid);
   site_stats& site_for(const std::vector<stack_frame>& stack, site_kind kind, std::string* key);
   map_record& record_map(std::uint64_t map, const std::vector<stack_frame>& stack, site_kind kind,
@@ -320,8 +346,9 @@ class map_tracer {
   std::unordered_map<std::uint64_t, std::uint64_t> group_bytes_;  // map type -> group bytes
   std::unordered_map<pid_t, thread_account> threads_;
   std::optional<field_layout> count_field_, seed_field_;
-  std::size_t rehash_probe_ = SIZE_MAX;      // the probe whose calls fold an inner growth
-  std::vector<std::uint64_t> live_samples_;  // CPU ns of one stop (+ one insert) in the program
+  std::size_t rehash_probe_ = SIZE_MAX;  // the probe whose calls fold an inner growth
+  // CPU ns of one stop (+ one insert) in the program, near and far apart.
+  std::vector<std::uint64_t> live_samples_, live_far_samples_;
   // Calls waiting for their return, per goroutine (or thread on g0) and probe.
   std::map<std::pair<std::int64_t, std::size_t>, std::vector<pending_call>> pending_;
   // Registers at the entry of a caller holding an inlined copy with a recipe, per goroutine

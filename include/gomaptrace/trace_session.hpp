@@ -6,6 +6,7 @@
 // session never installs signal handlers itself.
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -86,6 +87,9 @@ struct session_options {
   std::function<void(const std::string&)> notify;
   // -f: trace every Go program the program starts (fork, os/exec, exec) too.
   bool follow = false;
+  // How long the run loop polls for the next stop before it sleeps (process::set_wait_spin);
+  // while a call is being timed, at least 2 ms. 0: never poll.
+  std::chrono::microseconds poll{50};
 };
 
 // What to do when the run loop stopped because process::request_stop() was called (a signal
@@ -102,20 +106,23 @@ struct stop_decision {
 };
 using stop_policy = std::function<stop_decision(bool attached)>;
 
-// A thread's on-CPU time from /proc/PID/task/TID/schedstat, one open file per thread.
+// A thread's on-CPU time from /proc/PID/task/TID/schedstat, and the CPU it last ran on from
+// /proc/PID/task/TID/stat; one open file per thread and file.
 class thread_cpu_reader {
  public:
   explicit thread_cpu_reader(int pid) : pid_(pid) {}
   std::optional<std::uint64_t> operator()(pid_t tid);
+  std::optional<int> cpu_of(pid_t tid);
 
  private:
   int pid_;
-  std::unordered_map<pid_t, unique_fd> fds_;
+  std::unordered_map<pid_t, unique_fd> fds_, stat_fds_;
 };
 
 // Measures the tracer's cost of one stop on a child of gomaptrace (see stop_calibration).
 // Never throws: a failure is said in `method` with samples = 0.
-stop_calibration calibrate_stop_cost(int rounds);
+// Polls for each stop as the session does (session_options::poll).
+stop_calibration calibrate_stop_cost(int rounds, std::chrono::nanoseconds poll);
 
 class trace_session {
  public:

@@ -238,9 +238,10 @@ void write_profile(std::ostream& out, const gt::trace_stats& stats, const gt::ru
                     meta.duration_nanos;
   const gt::stop_calibration& cal = stats.calibration;
   meta.comments.push_back(fmt::format(
-      "gomaptrace: {} {}; grow_ns and init_ns on the {} clock minus {} ns per tracer stop ({} "
-      "calibration)",
-      run.binary, run.go_version, gt::to_string(stats.clock), cal.used_ns, cal.used));
+      "gomaptrace: {} {}; grow_ns and init_ns on the {} clock minus {} ns per tracer stop on "
+      "the tracer's CPU, {} ns on another ({} calibration)",
+      run.binary, run.go_version, gt::to_string(stats.clock), cal.used_ns, cal.used_far_ns,
+      cal.used));
   gt::write_pprof(out, samples, meta);
   out.flush();
 }
@@ -335,6 +336,7 @@ int run_trace(const trace_options& o) {
   so.tracer.all_events = o.events;
   so.tracer.profile = !o.pprof.empty();
   so.tracer.clock = o.clock == "wall" ? gt::latency_clock::wall : gt::latency_clock::thread_cpu;
+  so.poll = std::chrono::microseconds(o.poll_us);
   if (!o.filter.empty()) so.tracer.filter = *gt::regex_matcher::compile(o.filter);  // checked
   if (checker.wants_events()) so.tracer.observer = &checker;
   so.tracer.observe_high_volume = checker.wants_high_volume();
@@ -370,7 +372,7 @@ int run_trace(const trace_options& o) {
   gt::run_counts counts = session.counts();
   counts.maps = stats.maps_created;  // as the summary says them
   counts.grows = stats.grows;
-  counts.per_stop_ns = stats.calibration.used_ns;
+  counts.per_stop = stats.calibration.used_cost();
   outcome.expectations = checker.results(counts);
   write_results(o, stats, outcome, out, summary_out, !file_out);
   if (chrome) chrome->close();

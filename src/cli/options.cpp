@@ -34,7 +34,7 @@ std::uint64_t whole_number(const char* option, const std::string& text, std::uin
 constexpr std::uint64_t max_pid = 4194304;
 
 struct raw_options {
-  std::string pid, stack, max_grows, count;
+  std::string pid, stack, max_grows, count, poll;
   std::vector<std::string> expect;
   bool help = false;
 };
@@ -56,6 +56,7 @@ void define(CLI::App& app, trace_options& o, raw_options& raw) {
   app.add_option("--chrome-trace", o.chrome_trace);
   app.add_option("--filter", o.filter);
   app.add_option("--latency-clock", o.clock);
+  app.add_option("--poll", raw.poll);
   app.add_option("--pprof", o.pprof);
   app.add_option("--expect", raw.expect)->allow_extra_args(false);  // one EXPR each
   app.add_option("--max-grows", raw.max_grows);
@@ -99,6 +100,9 @@ void check_and_convert(trace_options& o, const raw_options& raw) {
     if (auto r = regex_matcher::compile(o.filter); !r) {
       usage(fmt::format("--filter '{}': not a valid regular expression: {}", o.filter, r.error()));
     }
+  }
+  if (!raw.poll.empty()) {
+    o.poll_us = static_cast<int>(whole_number("--poll", raw.poll, 0, 100000, "not a number of us"));
   }
   if (o.clock != "cpu" && o.clock != "wall") {
     usage(fmt::format("--latency-clock {}: cpu or wall", o.clock));
@@ -248,6 +252,8 @@ std::string help_text() {
       "                         grow_ns, init_ns, grow_bytes per call stack\n"
       "  --latency-clock CLOCK  cpu (default: the thread's CPU time) or wall, for makemap and\n"
       "                         growth times; either way minus the tracer's calibrated stops\n"
+      "  --poll US              poll for the next stop this long before sleeping (default 50,\n"
+      "                         0 to 100000; 0: never poll, for when no CPU can be spared)\n"
       "  FILE may be - (standard output); %p becomes gomaptrace's pid, %b PROG's file name.\n"
       "\n"
       "Processes:\n"

@@ -26,11 +26,12 @@ struct trace_options {
   std::string summary_json;
   std::string chrome_trace;
   std::string filter;
-  std::string clock = "cpu";  // --latency-clock: cpu or wall
-  std::string pprof;          // --pprof FILE
+  std::string clock = "cpu";              // --latency-clock: cpu or wall
+  int poll_us = 50;                       // --poll: polling for the next stop before sleeping
+  std::string pprof;                      // --pprof FILE
   std::vector<expectation> expectations;  // --expect, and --max-grows N as grows <= N
   count_mode count = count_mode::off;
-  bool bpf = false;  // --bpf: uprobes and a BPF program instead of breakpoint stops
+  bool bpf = false;     // --bpf: uprobes and a BPF program instead of breakpoint stops
   bool follow = false;  // -f: trace the Go programs it starts too
 };
 

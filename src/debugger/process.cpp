@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -1020,6 +1021,19 @@ void process::stop_all(const hit_handler* handler) {
   }
 }
 
+// waitpid(-1, __WALL), polled for up to wait_spin_ first (see set_wait_spin). A stop request
+// kicks a thread (g_waiting), so polling sees an event as blocking would.
+pid_t process::wait_any(int* raw) const {
+  if (wait_spin_.count() > 0) {
+    const auto deadline = std::chrono::steady_clock::now() + wait_spin_;
+    do {
+      const pid_t tid = ::waitpid(-1, raw, __WALL | WNOHANG);
+      if (tid != 0) return tid;
+    } while (std::chrono::steady_clock::now() < deadline);
+  }
+  return ::waitpid(-1, raw, __WALL);
+}
+
 run_result process::run(const hit_handler& on_hit_cb) {
   if (finished_) return final_;
   if (detached_) throw fatal_error(exit_code::trace_failed, "run() after detach()");
@@ -1046,7 +1060,7 @@ run_result process::run(const hit_handler& on_hit_cb) {
       return r;
     }
     int raw;
-    const pid_t tid = ::waitpid(-1, &raw, __WALL);
+    const pid_t tid = wait_any(&raw);
     g_waiting.store(0, std::memory_order_seq_cst);
     if (tid < 0) {
       if (errno == EINTR) continue;  // maybe request_stop() from a signal handler

@@ -148,26 +148,35 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
     j["bpf_drain_ns"] = run.bpf_drain_ns;
   }
   const stop_calibration& cal = stats.calibration;
-  if (run.backend != "bpf")  // BPF times calls with no stop inside them: nothing to take out
-  j["overhead"] = {{"stop_ns", cal.used_ns},
-                   {"error_ns", cal.used_error_ns},
-                   {"calibration", cal.used},
-                   {"clock", to_string(stats.clock)},
-                   {"startup",
-                    {{"stop_wall_ns", cal.wall_ns},
-                     {"stop_cpu_ns", cal.cpu_ns},
-                     {"wall_error_ns", cal.wall_error_ns},
-                     {"cpu_error_ns", cal.cpu_error_ns},
-                     {"samples", cal.samples},
-                     {"method", cal.method}}},
-                   {"live",
-                    {{"stop_cpu_ns", cal.live_cpu_ns},
-                     {"error_ns", cal.live_error_ns},
-                     {"samples", cal.live_samples},
-                     {"method",
-                      "CPU time between two consecutive inserts on one thread "
-                      "with no other stop between them"}}},
-                   {"clock_fallbacks", stats.clock_fallbacks}};
+  if (run.backend != "bpf") {  // BPF times calls with no stop inside them: nothing to take out
+    j["overhead"] = {{"stop_ns", cal.used_ns},
+                     {"error_ns", cal.used_error_ns},
+                     {"far_stop_ns", cal.used_far_ns},
+                     {"far_error_ns", cal.used_far_error_ns},
+                     {"calibration", cal.used},
+                     {"clock", to_string(stats.clock)},
+                     {"startup",
+                      {{"stop_wall_ns", cal.wall_ns},
+                       {"stop_cpu_ns", cal.cpu_ns},
+                       {"wall_error_ns", cal.wall_error_ns},
+                       {"cpu_error_ns", cal.cpu_error_ns},
+                       {"far_stop_cpu_ns", cal.cpu_far_ns},
+                       {"far_cpu_error_ns", cal.cpu_far_error_ns},
+                       {"samples", cal.samples},
+                       {"method", cal.method}}},
+                     {"live",
+                      {{"stop_cpu_ns", cal.live_cpu_ns},
+                       {"error_ns", cal.live_error_ns},
+                       {"samples", cal.live_samples},
+                       {"far_stop_cpu_ns", cal.live_far_ns},
+                       {"far_error_ns", cal.live_far_error_ns},
+                       {"far_samples", cal.live_far_samples},
+                       {"method",
+                        "CPU time between two consecutive inserts on one thread "
+                        "with no other stop between them, near and far apart by the CPU "
+                        "the thread ran on (/proc stat) and gomaptrace's"}}},
+                     {"clock_fallbacks", stats.clock_fallbacks}};
+  }
   const bool classic = run.map_impl == "classic";
   json sites = json::array();
   for (const site_stats* st : sites_by_grows(stats)) {
@@ -273,11 +282,10 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
     if (pids.size() != run.processes.size())
       what += fmt::format(" ({} images)", run.processes.size());
   }
-  out << fmt::format("\ngomaptrace: {}: {} made{}, {}, {} in {}; {}\n", what,
-                     plural(stats.maps_created, "map", "maps"), seen,
-                     plural(stats.grows, "grow", "grows"),
-                     plural(stats.inserts, "insert", "inserts"), format_duration(run.duration_ns),
-                     how);
+  out << fmt::format(
+      "\ngomaptrace: {}: {} made{}, {}, {} in {}; {}\n", what,
+      plural(stats.maps_created, "map", "maps"), seen, plural(stats.grows, "grow", "grows"),
+      plural(stats.inserts, "insert", "inserts"), format_duration(run.duration_ns), how);
   if (run.processes.size() > 1) {
     for (const process_figures& p : run.processes) {
       out << fmt::format("  process {} {} ({}, {} maps): {} made, {}, {}; {}\n", p.pid, p.binary,
@@ -292,18 +300,33 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
     write_advice(out, stats);
   }
   const stop_calibration& cal = stats.calibration;
-  if (cal.samples || cal.live_samples) {
+  if (cal.samples || cal.live_samples || cal.live_far_samples) {
     const bool wall = stats.clock == latency_clock::wall;
-    std::string how =
-        cal.used == "live"
-            ? fmt::format("measured in the program between {} pairs of consecutive inserts",
-                          cal.live_samples)
-            : fmt::format("measured at start-up on {} round trips of a child", cal.samples);
+    std::string how;
+    if (cal.used == "live") {
+      how = fmt::format("measured in the program between {} pairs of consecutive inserts",
+                        cal.live_samples + cal.live_far_samples);
+    } else if (cal.used == "start-up") {
+      how = fmt::format("measured at start-up on {} round trips of a child", cal.samples);
+    } else {
+      how = fmt::format(
+          "measured {} (in the program on {} pairs of inserts, at start-up on {} "
+          "round trips of a child)",
+          cal.used, cal.live_samples + cal.live_far_samples, cal.samples);
+    }
+    std::string per_stop =
+        wall || cal.used_far_ns == cal.used_ns
+            ? fmt::format("{} (±{}) per tracer stop inside", format_duration(cal.used_ns),
+                          format_duration(cal.used_error_ns))
+            : fmt::format(
+                  "{} (±{}) per tracer stop inside with the thread on gomaptrace's CPU, "
+                  "{} (±{}) on another",
+                  format_duration(cal.used_ns), format_duration(cal.used_error_ns),
+                  format_duration(cal.used_far_ns), format_duration(cal.used_far_error_ns));
     out << fmt::format(
-        "  times: makemap and growth from entry to return on the {} clock{}, minus {} (±{}) per "
-        "tracer stop inside, {}\n",
-        wall ? "wall" : "thread's CPU", wall ? " (minus the tracer's handler time)" : "",
-        format_duration(cal.used_ns), format_duration(cal.used_error_ns), how);
+        "  times: makemap and growth from entry to return on the {} clock{}, minus {}, {}\n",
+        wall ? "wall" : "thread's CPU", wall ? " (minus the tracer's handler time)" : "", per_stop,
+        how);
   }
   out << "  hits:";
   for (const auto& [sym, n] : stats.hits)

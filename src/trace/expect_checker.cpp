@@ -77,10 +77,10 @@ bool has_label(const expectation& x, expect_label l) {
                      [l](const label_matcher& m) { return m.label == l; });
 }
 
-std::vector<std::uint64_t> corrected(const std::vector<timed_ns>& t, std::uint64_t per_stop_ns) {
+std::vector<std::uint64_t> corrected(const std::vector<timed_ns>& t, const stop_cost& per_stop) {
   std::vector<std::uint64_t> v;
   v.reserve(t.size());
-  for (const timed_ns& x : t) v.push_back(x.corrected(per_stop_ns));
+  for (const timed_ns& x : t) v.push_back(x.corrected(per_stop));
   return v;
 }
 
@@ -205,10 +205,10 @@ void expect_checker::on_map_typed(std::uint64_t map, const std::string& type) {
 }
 
 std::vector<expectation_site> expect_checker::sites_of(const expectation& x, const acc& a,
-                                                       std::uint64_t per_stop_ns) const {
+                                                       const stop_cost& per_stop) const {
   std::vector<expectation_site> out;
   for (const auto& [label, s] : a.sites) {
-    double v = is_duration(x.metric) ? statistic(x, corrected(s.durations, per_stop_ns)) : s.count;
+    double v = is_duration(x.metric) ? statistic(x, corrected(s.durations, per_stop)) : s.count;
     out.push_back({s.where.file, s.where.line, s.where.function, v, s.made_here});
   }
   std::stable_sort(out.begin(), out.end(),
@@ -224,7 +224,7 @@ std::vector<expectation_result> expect_checker::results(const run_counts& counts
     expectation_result r;
     r.expr = x.text;
     if (is_duration(x.metric)) {
-      r.value = statistic(x, corrected(a.durations, counts.per_stop_ns));
+      r.value = statistic(x, corrected(a.durations, counts.per_stop));
     } else if (x.metric == expect_metric::hits) {
       for (const auto& hit : counts.hits) {  // no structured binding: clang 14 cannot capture it
         const std::string& sym = hit.first;
@@ -250,7 +250,7 @@ std::vector<expectation_result> expect_checker::results(const run_counts& counts
       }
     }
     r.ok = x.holds(r.value);
-    r.sites = sites_of(x, a, counts.per_stop_ns);
+    r.sites = sites_of(x, a, counts.per_stop);
     out.push_back(std::move(r));
   }
   return out;

@@ -114,7 +114,10 @@ bool map_tracer::can_count_grows(const go_binary& bin) {
 void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
   const breakpoint_request& r = requests_.at(request);
   const resolved_probe& p = bin_.probes()[r.probe];
-  chain_ = ctx.chain;  // unwind() of this hit reads it instead of the stack
+  chain_ = ctx.chain;
+  // A stop inside a call being timed: where the thread ran decides what it cost.
+  if (auto th = threads_.find(ctx.tid); th != threads_.end() && th->second.open_calls)
+    (void)place_stop(ctx.tid);  // unwind() of this hit reads it instead of the stack
   if (r.kind != request_kind::entry && r.kind != request_kind::ret) {
     on_inlined(r, p, ctx);
   } else if (r.is_return) {
@@ -541,6 +544,7 @@ timed_ns map_tracer::measure(const pending_call& c, const hit_context& ctx) {
     if (auto now = opts_.cpu_clock(ctx.tid); now && *now >= *c.cpu_ns) {
       t.raw = *now - *c.cpu_ns;
       t.stops = stops;
+      t.far = std::min(stops, th.far - c.far);
       return t;
     }
   }
@@ -558,10 +562,25 @@ timed_ns map_tracer::measure(const pending_call& c, const hit_context& ctx) {
   return t;
 }
 
-std::uint64_t map_tracer::per_stop_ns() const {
+stop_cost map_tracer::per_stop() const {
   const stop_calibration& cal = stats_.calibration;
-  if (stats_.clock == latency_clock::wall) return cal.wall_ns;
-  return cal.live_samples >= min_live_samples ? cal.live_cpu_ns : cal.cpu_ns;
+  if (stats_.clock == latency_clock::wall) return {cal.wall_ns, cal.wall_ns};
+  stop_cost c{cal.live_samples >= min_live_samples ? cal.live_cpu_ns : cal.cpu_ns,
+              cal.live_far_samples >= min_live_samples ? cal.live_far_ns : cal.cpu_far_ns};
+  if (c.far_ns == 0) c.far_ns = c.near_ns;  // one CPU: no stop is far
+  return c;
+}
+
+std::optional<bool> map_tracer::place_stop(pid_t tid) {
+  // Read once per stop: the tracer's CPU and the thread's last one (/proc stat, a few us of
+  // the tracer's time), so only stops that a timing or a sample needs pay for it.
+  thread_account& th = threads_[tid];
+  if (th.placed_at != th.stops) {
+    th.placed_at = th.stops;
+    th.placed_far = opts_.ran_far ? opts_.ran_far(tid) : std::optional<bool>(false);
+    if (th.placed_far.value_or(false)) ++th.far;
+  }
+  return th.placed_far;
 }
 
 void map_tracer::sample_stop_cost(pid_t tid) {
@@ -571,15 +590,18 @@ void map_tracer::sample_stop_cost(pid_t tid) {
   if (stats_.clock != latency_clock::thread_cpu || !opts_.cpu_clock) return;
   thread_account& th = threads_[tid];
   if (th.sample_cpu && th.stops == th.sample_stops + 1) {
-    if (auto now = opts_.cpu_clock(tid); now && *now >= *th.sample_cpu)
-      live_samples_.push_back(*now - *th.sample_cpu);
+    auto now = opts_.cpu_clock(tid);
+    auto far = place_stop(tid);
+    if (now && *now >= *th.sample_cpu && far)
+      (*far ? live_far_samples_ : live_samples_).push_back(*now - *th.sample_cpu);
     th.sample_cpu.reset();
     return;
   }
   th.sample_cpu.reset();
   // Bounded: a long trace must not grow the tracer's memory (a median of 4096 is plenty).
-  if (live_samples_.size() >= max_live_samples) return;
-  if (live_samples_.size() < 400 || stats_.inserts % 64 == 0) {
+  const std::size_t n = live_samples_.size() + live_far_samples_.size();
+  if (n >= max_live_samples) return;
+  if (n < 400 || stats_.inserts % 64 == 0) {
     th.sample_cpu = opts_.cpu_clock(tid);
     th.sample_stops = th.stops;
   }
@@ -588,32 +610,45 @@ void map_tracer::sample_stop_cost(pid_t tid) {
 void map_tracer::finish() {
   release(true);  // calls still open now will never return: nothing waits for them
   stop_calibration& cal = stats_.calibration;
-  if (!live_samples_.empty()) {
-    std::vector<std::uint64_t> v = live_samples_;
+  auto settle = [](std::vector<std::uint64_t> v, std::uint64_t* n, std::uint64_t* median,
+                   std::uint64_t* error) {
+    if (v.empty()) return;
     std::sort(v.begin(), v.end());
     auto at = [&](double q) { return v[static_cast<std::size_t>(q * (v.size() - 1) + 0.5)]; };
-    cal.live_samples = v.size();
-    cal.live_cpu_ns = at(0.5);
-    cal.live_error_ns = (at(0.9) - at(0.1)) / 2;
-  }
-  const bool live =
-      stats_.clock == latency_clock::thread_cpu && cal.live_samples >= min_live_samples;
-  cal.used = live ? "live" : "start-up";
-  cal.used_ns = per_stop_ns();
-  cal.used_error_ns = stats_.clock == latency_clock::wall ? cal.wall_error_ns
-                      : live                              ? cal.live_error_ns
-                                                          : cal.cpu_error_ns;
-  const std::uint64_t c = cal.used_ns, err = cal.used_error_ns;
+    *n = v.size();
+    *median = at(0.5);
+    *error = (at(0.9) - at(0.1)) / 2;
+  };
+  settle(live_samples_, &cal.live_samples, &cal.live_cpu_ns, &cal.live_error_ns);
+  settle(live_far_samples_, &cal.live_far_samples, &cal.live_far_ns, &cal.live_far_error_ns);
+  const bool cpu = stats_.clock == latency_clock::thread_cpu;
+  const bool live = cpu && cal.live_samples >= min_live_samples;
+  const bool live_far = cpu && cal.live_far_samples >= min_live_samples;
+  cal.used = live == live_far ? (live ? "live" : "start-up")
+             : live           ? "live near, start-up far"
+                              : "start-up near, live far";
+  const stop_cost c = per_stop();
+  cal.used_ns = c.near_ns;
+  cal.used_far_ns = c.far_ns;
+  cal.used_error_ns = !cpu ? cal.wall_error_ns : live ? cal.live_error_ns : cal.cpu_error_ns;
+  cal.used_far_error_ns = !cpu             ? cal.wall_error_ns
+                          : live_far       ? cal.live_far_error_ns
+                          : cal.cpu_far_ns ? cal.cpu_far_error_ns
+                                           : cal.used_error_ns;
+  auto noise = [&](const timed_ns& t) {
+    const std::uint64_t far = std::min(t.far, t.stops);
+    return (t.stops - far) * cal.used_error_ns + far * cal.used_far_error_ns;
+  };
   for (auto& [key, st] : stats_.sites) {
     st.init_ns.clear();
     st.grow_ns.clear();
     for (const timed_ns& t : st.init_timed) {
       st.init_ns.push_back(t.corrected(c));
-      st.init_noise_ns = std::max(st.init_noise_ns, t.stops * err);
+      st.init_noise_ns = std::max(st.init_noise_ns, noise(t));
     }
     for (const timed_ns& t : st.grow_timed) {
       st.grow_ns.push_back(t.corrected(c));
-      st.grow_noise_ns = std::max(st.grow_noise_ns, t.stops * err);
+      st.grow_noise_ns = std::max(st.grow_noise_ns, noise(t));
     }
   }
   for (auto& [key, p] : stats_.profile) {
@@ -683,9 +718,11 @@ map_tracer::pending_call map_tracer::begin_call(const hit_context& ctx, const hi
   pending_call c;
   c.time_ns = ctx.time_ns;
   c.tid = ctx.tid;
-  const thread_account& th = threads_[ctx.tid];
+  thread_account& th = threads_[ctx.tid];
   c.stops = th.stops;
+  c.far = th.far;
   c.overhead_ns = th.overhead_ns;
+  ++th.open_calls;
   c.regs = regs;
   if (stats_.clock == latency_clock::thread_cpu) c.cpu_ns = opts_.cpu_clock(ctx.tid);
   return c;
@@ -806,6 +843,7 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t slot, const hit_
   it->second.pop_back();
   if (it->second.empty()) pending_.erase(it);
   close_call(c.time_ns);
+  if (auto& open = threads_[c.tid].open_calls; open) --open;
 
   const probe_spec& s = *p.spec;
   map_event e = base_event(p, ctx, g);
@@ -839,7 +877,7 @@ void map_tracer::on_return(const resolved_probe& p, std::size_t slot, const hit_
 // correct again with the final one from `timing`), and the raw span the tracer saw.
 void map_tracer::stamp(map_event& e, const timed_ns& t, const pending_call& c,
                        const hit_context& ctx) const {
-  e.duration_ns = t.corrected(per_stop_ns());
+  e.duration_ns = t.corrected(per_stop());
   e.timing = t;
   e.traced_ns = ctx.time_ns - c.time_ns;
 }

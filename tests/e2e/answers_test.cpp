@@ -286,9 +286,17 @@ TEST(answers, corrected_latency_agrees_with_the_programs_own_clock) {
       // subtraction can remove (dropping the inner grow/split stops changed nothing). Printed
       // above; not yet met.
       const bool growth_ok = j["map_impl"] == "swiss" || grow_p50 < fill_ns;
-      ok = init_p50 >= 0.5 * make_ns && init_p50 <= 2 * make_ns && growth_ok;
+      // 2.5x, not 2x: with the stops' own cost taken out (near/far, measured 1.4 and ~3.5 us)
+      // the traced make still spends 1.5-2.2x its untraced CPU time on both builds
+      // (measured 2026-11-26, load ~3): the thread resumes after each stop with its caches
+      // and TLB cooled by the kernel's stop path. Now that a stop costs only 1.4-3.5 us this
+      // bound no longer tells a missing subtraction from a present one (that is
+      // map_tracer.far_stops_inside_a_timed_call_subtract_the_far_cost); it catches
+      // over-subtraction and miscosted stops: with one median of near and far stops, as
+      // before, go1.23's figure swung from 0 to 3x and CI failed on it.
+      ok = init_p50 >= 0.5 * make_ns && init_p50 <= 2.5 * make_ns && growth_ok;
     }
-    EXPECT_TRUE(ok) << "corrected figures outside 0.5x-2x of the program's own, twice";
+    EXPECT_TRUE(ok) << "corrected figures outside 0.5x-2.5x of the program's own, twice";
   }
   if (checked == 0) GTEST_SKIP() << "no latency builds";
 }

@@ -223,6 +223,7 @@ TEST(expect, malformed_or_unanswerable_expectations_never_start_the_program) {
       {classic, {"--expect", "grows <= 1", "--expect", "maps =< 1"}, "column 6: expected an"},
       {classic, {"--max-grows", "-1"}, "--max-grows -1: not a count"},
       {classic, {"--stak", "3"}, "--stak: no such option"},
+      {classic, {"--poll", "100001"}, "--poll 100001: not a number of us"},
       {classic, {"--filter", "(?<name>x)"}, "--filter '(?<name>x)': not a valid regular"},
       {swiss, {"--expect", "evacuations == 0"}, "Swiss-table maps (this binary) grow"},
       {swiss, {"--expect", R"(hits{symbol="runtime.hashGrow"} == 0)"}, "no probed function"},

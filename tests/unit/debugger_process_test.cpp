@@ -158,7 +158,8 @@ class DebuggerProcess : public ::testing::Test {
   };
   // Launches `binary args`, breaks at `addrs` (file addresses + the PIE bias), runs to the end.
   static traced_run trace(const fs::path& binary, std::vector<std::string> args,
-                          const std::vector<std::uint64_t>& addrs, bool pie = false) {
+                          const std::vector<std::uint64_t>& addrs, bool pie = false,
+                          std::chrono::nanoseconds spin = {}) {
     traced_run t;
     const fs::path out = dir_ / "out.txt";
     unique_fd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -166,6 +167,7 @@ class DebuggerProcess : public ::testing::Test {
     o.stdout_fd = fd.get();
     args.insert(args.begin(), binary.string());
     auto p = process::launch(binary.string(), args, o);
+    p->set_wait_spin(spin);
     std::uint64_t bias = 0;
     if (pie) {
       // e_entry straight from the ELF header (offset 0x18): the truth about the file.
@@ -289,6 +291,21 @@ TEST_F(DebuggerProcess, CountsEveryHitFromManyThreadsExactly) {
   EXPECT_EQ(t.result.status, 0);
   EXPECT_EQ(t.output, "calls=32000\n");
   EXPECT_EQ(t.hits[hot], 32000u);
+}
+
+// As gomaptrace runs it: waitpid polled before it blocks (set_wait_spin). Every stop is still
+// seen once, whether it lands while the tracer polls or after it gave up and sleeps.
+TEST_F(DebuggerProcess, CountsEveryHitExactlyWhilePollingForStops) {
+  const auto bin = dir_ / "tracee";
+  const auto hot = symbol(bin, "hot");
+  ASSERT_NE(hot, 0u);
+  for (auto spin : {std::chrono::microseconds(1), std::chrono::microseconds(50),
+                    std::chrono::microseconds(5000)}) {
+    auto t = trace(bin, {"threads", "8", "4000"}, {hot}, false, spin);
+    EXPECT_EQ(t.result.what, run_result::kind::exited);
+    EXPECT_EQ(t.output, "calls=32000\n");
+    EXPECT_EQ(t.hits[hot], 32000u) << spin.count() << " us";
+  }
 }
 
 TEST_F(DebuggerProcess, PieLoadBiasFromAuxv) {

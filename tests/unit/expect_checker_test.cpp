@@ -105,7 +105,7 @@ TEST(expect_checker, durations_are_corrected_with_the_final_stop_cost_as_the_sum
   c.on_event(a);
   c.on_event(b);
   run_counts counts;
-  counts.per_stop_ns = 1000;
+  counts.per_stop = {1000, 1000};
   auto r = c.results(counts);
   EXPECT_EQ(r[0].value, 3000);
   EXPECT_EQ(r[1].value, 3000);

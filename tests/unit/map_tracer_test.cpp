@@ -62,10 +62,15 @@ class tracer_fixture {
       if (f.name == "main.nohint") caller_ = f.entry.value() + 0x20 + 1;
     mem_.put_u64(stack_base + 0x100, caller_);
     tracer_options o;
-    o.calibration = {.wall_ns = 1000, .cpu_ns = 500, .samples = 1, .method = "test"};
+    o.calibration = {
+        .wall_ns = 1000, .cpu_ns = 500, .cpu_far_ns = 4000, .samples = 1, .method = "test"};
     o.clock = latency_clock::thread_cpu;
     o.entry_past_push = false;  // hits as at the end of the stack check: [rsp] = return address
     o.cpu_clock = [this](pid_t t) -> std::optional<std::uint64_t> { return cpu_[t]; };
+    o.ran_far = [this](pid_t) -> std::optional<bool> {
+      ++placements_;
+      return far_;
+    };
     tracer_ = std::make_unique<map_tracer>(*bin_, 0, mem_.reader(), o, sink_);
   }
   const runtime_layout& layout() const { return bin_->layout(); }
@@ -101,6 +106,9 @@ class tracer_fixture {
     }
     FAIL() << "no probe " << symbol << (is_return ? " return" : "");
   }
+  // Whether the hits from now on ended a round trip on another CPU than the tracer's.
+  void set_far(bool far) { far_ = far; }
+  int placements() const { return placements_; }
   void finish() { tracer_->finish(); }
   const trace_stats& stats() const { return tracer_->stats(); }
   const site_stats* site(const std::string& fn) const {
@@ -116,6 +124,8 @@ class tracer_fixture {
   collect sink_;
   std::unique_ptr<map_tracer> tracer_;
   std::map<pid_t, std::uint64_t> cpu_;
+  bool far_ = false;
+  int placements_ = 0;
   std::uint64_t caller_ = 0, time_ = 0;
 };
 
@@ -232,6 +242,44 @@ TEST(map_tracer, a_map_first_seen_at_an_insert_and_a_reused_address_is_a_new_map
   EXPECT_EQ(s->grows, 0u);
   EXPECT_FALSE(advice_for(*s));  // never advice for a site whose maps never grew
   EXPECT_EQ(t.stats().maps_seen, 2u);
+}
+
+// Stops inside a timed call cost by where the thread ran: the fixture's calibration says 500 ns
+// on the tracer's CPU, 4000 on another.
+TEST(map_tracer, far_stops_inside_a_timed_call_subtract_the_far_cost) {
+  auto path = build("go1.23");
+  if (!path) GTEST_SKIP() << "no go1.23 sites build";
+  tracer_fixture t(*path);
+  constexpr std::uint64_t m = 0x5000'0000;
+  t.put_map(m, 0, 0xabc);
+  t.hit("runtime.makemap_small", false, g1, {}, 1000);
+  EXPECT_EQ(t.placements(), 0);  // nothing timed yet: where it ran is not read
+  t.set_far(true);
+  t.hit("runtime.makemap_small", true, g1, {.rax = m}, 10000);  // 9000 ns, 1 far stop
+  EXPECT_EQ(t.placements(), 1);
+  t.set_far(false);
+  for (std::uint64_t i = 0; i < 9; ++i) {
+    t.put_map(m, i, 0xabc);
+    t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 20000 + i);
+  }
+  const int before = t.placements();
+  // hashGrow: its entry's round trip ends far at the insert inside, the insert's ends near at
+  // the return.
+  t.hit("runtime.hashGrow", false, g1, {.rbx = m}, 30000);
+  t.set_far(true);
+  t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 31000);
+  t.set_far(false);
+  t.hit("runtime.hashGrow", true, g1, {}, 40000);
+  EXPECT_EQ(t.placements(), before + 2);
+  t.finish();
+  const site_stats* s = t.site("main.nohint");
+  ASSERT_TRUE(s);
+  ASSERT_EQ(s->init_ns.size(), 1u);
+  EXPECT_EQ(s->init_ns[0], 9000u - 4000u);
+  ASSERT_EQ(s->grow_ns.size(), 1u);
+  EXPECT_EQ(s->grow_ns[0], 10000u - 4000u - 500u);
+  EXPECT_EQ(t.stats().calibration.used_far_ns, 4000u);
+  EXPECT_EQ(t.stats().calibration.used, "start-up");
 }
 
 TEST(map_tracer, a_swiss_rehash_and_its_grow_are_one_growth_timed_by_the_outer_call) {

@@ -287,6 +287,20 @@ class map_tracer {
   std::uint64_t group_bytes(std::uint64_t type_addr);
   std::uint64_t growth_bytes(const map_event& e, std::uint64_t type_addr);
   std::vector<field_value> map_fields(std::uint64_t map, bool capacity_too = true);
+  struct directory_cache {
+    std::uint64_t seed = 0;  // of the map it describes
+    struct table {
+      std::uint64_t refs = 0;      // directory entries pointing at it
+      std::uint64_t capacity = 0;  // slots
+    };
+    std::vector<std::uint64_t> dir;
+    std::unordered_map<std::uint64_t, table> tables;
+    std::uint64_t capacity = 0;  // the sum over `tables`
+  };
+  const directory_cache& update_directory(std::uint64_t map, std::uint64_t seed,
+                                          const std::vector<std::uint64_t>& dir);
+  bool read_values(const std::vector<std::uint64_t>& at, std::size_t size,
+                   std::vector<std::uint64_t>& out);
   std::vector<field_value> table_fields(std::uint64_t table);
   // in_frame: r.rip is inside a function that has set up its frame (an inlined copy), not
   // at an entry or RET where [rsp] is the return address.
@@ -343,7 +357,8 @@ class map_tracer {
   std::unordered_map<std::uint64_t, std::optional<std::string>> type_cache_;
   std::unordered_map<std::uint64_t, std::vector<stack_frame>> symbol_cache_;
   std::unordered_map<std::uint64_t, map_record> maps_;
-  std::unordered_map<std::uint64_t, std::uint64_t> group_bytes_;  // map type -> group bytes
+  std::unordered_map<std::uint64_t, directory_cache> directories_;  // Swiss maps, per address
+  std::unordered_map<std::uint64_t, std::uint64_t> group_bytes_;    // map type -> group bytes
   std::unordered_map<pid_t, thread_account> threads_;
   std::optional<field_layout> count_field_, seed_field_;
   std::size_t rehash_probe_ = SIZE_MAX;  // the probe whose calls fold an inner growth

@@ -382,6 +382,26 @@ TEST(trace_fields, bigmap_grows_to_the_b_the_load_factor_demands) {
           last_cap = std::max<std::uint64_t>(last_cap, e["fields"]["capacity"]);
       // The final capacity holds 100000 entries at ≤ 7/8 load.
       EXPECT_GE(last_cap * 7 / 8, 100000u - 1);
+      // Each growth adds what the runtime's own table says it adds (table.go: grow replaces
+      // the table with one of newCapacity slots, split with two of maxTableCapacity, 1024),
+      // while the map's capacity is summed over its directory, kept per table as they change.
+      int checked_growths = 0;
+      for (const json& e : t.events) {
+        if (!e.contains("table") || !e["table"].contains("capacity") || !e.contains("before") ||
+            !e["before"].contains("capacity"))
+          continue;
+        const std::uint64_t table = e["table"]["capacity"], before = e["before"]["capacity"],
+                            after = e["fields"]["capacity"];
+        if (e["event"] == "table_grow") {
+          EXPECT_EQ(after - before, e["newCapacity"].get<std::uint64_t>() - table) << e.dump();
+        } else if (e["event"] == "split") {
+          EXPECT_EQ(after - before, 2 * 1024 - table) << e.dump();
+        } else {
+          continue;
+        }
+        ++checked_growths;
+      }
+      EXPECT_GT(checked_growths, 50);
     }
   }
   if (checked == 0) GTEST_FAIL() << "no bigmap builds";

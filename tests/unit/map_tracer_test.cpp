@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "support/testdata.hpp"
 
@@ -29,8 +30,11 @@ struct fake_memory {
       }
     ADD_FAILURE() << "unmapped " << addr;
   }
+  std::map<std::uint64_t, int> reads;  // per region base
   memory_reader reader() {
     return [this](std::uint64_t addr, std::size_t len) -> expected<std::vector<std::byte>> {
+      for (auto& [base, bytes] : regions)
+        if (addr >= base && addr + len <= base + bytes.size()) ++reads[base];
       for (auto& [base, bytes] : regions)
         if (addr >= base && addr + len <= base + bytes.size())
           return std::vector<std::byte>(bytes.begin() + (addr - base),
@@ -85,6 +89,17 @@ class tracer_fixture {
     mem_.put_u64(addr + c.offset, count, c.size);
     mem_.put_u64(addr + s.offset, seed, s.size);
   }
+  // A Swiss map's directory: dirPtr, dirLen and the table pointers at dir_addr.
+  void put_directory(std::uint64_t map, std::uint64_t dir_addr,
+                     const std::vector<std::uint64_t>& tables) {
+    const runtime_layout& L = layout();
+    auto p = *L.field("dirPtr"), n = *L.field("dirLen");
+    mem_.put_u64(map + p.offset, dir_addr, p.size);
+    mem_.put_u64(map + n.offset, tables.size(), n.size);
+    mem_.at(dir_addr, tables.size() * 8);
+    for (std::size_t i = 0; i < tables.size(); ++i) mem_.put_u64(dir_addr + 8 * i, tables[i]);
+  }
+  int reads_of(std::uint64_t base) { return mem_.reads[base]; }
   void put_table(std::uint64_t addr, std::uint64_t capacity) {
     mem_.at(addr, layout().table_size);
     auto f = *layout().table_field("capacity");
@@ -242,6 +257,54 @@ TEST(map_tracer, a_map_first_seen_at_an_insert_and_a_reused_address_is_a_new_map
   EXPECT_EQ(s->grows, 0u);
   EXPECT_FALSE(advice_for(*s));  // never advice for a site whose maps never grew
   EXPECT_EQ(t.stats().maps_seen, 2u);
+}
+
+// A Swiss map's capacity is the sum over its distinct tables. It is kept per directory as
+// splits and grows replace tables: only a table new to the map is read, and the sum equals
+// the one computed here from the fake memory at every step.
+TEST(map_tracer, swiss_capacity_follows_the_directory_reading_only_new_tables) {
+  auto path = build("go1.26");
+  if (!path) GTEST_SKIP() << "no go1.26 sites build";
+  tracer_fixture t(*path);
+  constexpr std::uint64_t m = 0x5000'0000, dir = 0x5100'0000;
+  constexpr std::uint64_t a = 0x5200'0000, b = 0x5300'0000, a1 = 0x5400'0000, a2 = 0x5500'0000,
+                          b2 = 0x5600'0000;
+  t.put_map(m, 1800, 3);
+  t.put_table(a, 1024);
+  t.put_table(b, 1024);
+  t.put_table(a1, 1024);
+  t.put_table(a2, 1024);
+  t.put_table(b2, 2048);
+  const std::string grow = "internal/runtime/maps.(*table).grow";
+  std::map<std::uint64_t, std::uint64_t> caps{
+      {a, 1024}, {b, 1024}, {a1, 1024}, {a2, 1024}, {b2, 2048}};
+  // One growth: the directory before it, then after it; the event's fields say "after".
+  auto step = [&](const std::vector<std::uint64_t>& before,
+                  const std::vector<std::uint64_t>& after) {
+    t.put_directory(m, dir, before);
+    t.hit(grow, false, g1, {.rcx = m, .rdi = 2048}, 0);
+    t.put_directory(m, dir, after);
+    t.hit(grow, true, g1, {}, 0);
+    std::set<std::uint64_t> distinct(after.begin(), after.end());
+    std::uint64_t want = 0;
+    for (std::uint64_t x : distinct) want += caps[x];
+    const map_event& e = t.events().back();
+    std::map<std::string, std::uint64_t> f;
+    for (const field_value& v : e.fields) f[v.name] = v.value;
+    EXPECT_EQ(f["capacity"], want);
+    EXPECT_EQ(f["tables"], distinct.size());
+  };
+  step({a, b}, {a1, a2, b, b});  // a split, and the directory doubled
+  EXPECT_EQ(t.reads_of(a), 1);   // read once, when first seen
+  EXPECT_EQ(t.reads_of(b), 1);
+  const int b_reads = t.reads_of(b), a1_reads = t.reads_of(a1);
+  step({a1, a2, b, b}, {a1, a2, b2, b2});  // b grew into b2
+  EXPECT_EQ(t.reads_of(b2), 1);
+  EXPECT_EQ(t.reads_of(b), b_reads);  // known tables are not read again
+  EXPECT_EQ(t.reads_of(a1), a1_reads);
+  step({a1, a2, b2, b2}, {a1, a1, b2, b2});  // a2 dropped, a1 now twice
+  step({a1, a1, b2, b2}, {a1, a2, b2, b2});  // and back: a2 is new again, read again
+  EXPECT_EQ(t.reads_of(a2), 2);
 }
 
 // Stops inside a timed call cost by where the thread ran: the fixture's calibration says 500 ns

@@ -177,7 +177,13 @@ def floor_run(args):
     summary = os.path.join(OUT, "summary.json")
     argv = {"untraced": lambda n: [hot, str(n)],
             "gomaptrace -q": lambda n: [gm, "-q", "--summary-json", summary, hot, str(n)],
-            "onestop": lambda n: [onestop, hex(site[0]), str(site[1]), hot, str(n)]}
+            "onestop": lambda n: [onestop, hex(site[0]), str(site[1]), hot, str(n)],
+            # gomaptrace polls for the next stop (--poll 50) where the floor blocks: both are
+            # run the other way too, so like is compared with like.
+            "gomaptrace -q --poll 0": lambda n: [gm, "-q", "--poll", "0", "--summary-json",
+                                                 summary, hot, str(n)],
+            "onestop, polling 50us": lambda n: ["env", "ONESTOP_POLL_US=50", onestop,
+                                                hex(site[0]), str(site[1]), hot, str(n)]}
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": args.quick, "runs": runs,
                "machine": machine(), "cases": [], "startup": {}, "targets": [], "floor": True}
     for n in [0] + ns:
@@ -191,8 +197,8 @@ def floor_run(args):
                     raise RuntimeError(f"{tool} N={n} failed: {o['output'][-400:]}")
                 walls[tool].append(o["wall"])
                 if r == 0:
-                    hits[tool] = count_hits("gomaptrace" if tool.startswith("gomaptrace")
-                                            else tool, o, summary, [fast64])
+                    hits[tool] = count_hits(tool.split(",")[0].split(" ")[0], o, summary,
+                                            [fast64])
         o = observe([uprobe, hex(site[0]), hot, str(n)], 3600)
         m = re.search(r"hits=(\d+)", o["output"])
         for tool in argv:

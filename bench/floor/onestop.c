@@ -146,8 +146,22 @@ int main(int argc, char** argv) {
   ptrace(PTRACE_CONT, pid, 0, 0);
   uint64_t hits = 0;
   int exit_status = 0;
+  // ONESTOP_POLL_US: poll waitpid(WNOHANG) that long before blocking, as gomaptrace does by
+  // default (--poll): the floor of a tracer that stays awake for the next stop.
+  const char* poll_env = getenv("ONESTOP_POLL_US");
+  const long poll_ns = poll_env ? atol(poll_env) * 1000L : 0;
   for (;;) {
-    pid_t tid = waitpid(-1, &st, __WALL);
+    pid_t tid = 0;
+    if (poll_ns > 0) {
+      struct timespec p0, p1;
+      clock_gettime(CLOCK_MONOTONIC, &p0);
+      do {
+        tid = waitpid(-1, &st, __WALL | WNOHANG);
+        if (tid != 0) break;
+        clock_gettime(CLOCK_MONOTONIC, &p1);
+      } while ((p1.tv_sec - p0.tv_sec) * 1000000000L + (p1.tv_nsec - p0.tv_nsec) < poll_ns);
+    }
+    if (tid == 0) tid = waitpid(-1, &st, __WALL);
     if (tid < 0) die("waitpid");
     if (WIFEXITED(st) || WIFSIGNALED(st)) {
       if (tid != pid) continue;

@@ -14,7 +14,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -116,6 +118,8 @@ class thread_cpu_reader {
 
  private:
   int pid_;
+  std::optional<std::string_view> read_task(std::unordered_map<pid_t, unique_fd>& fds,
+                                            const char* file, pid_t tid, std::span<char> buf);
   std::unordered_map<pid_t, unique_fd> fds_, stat_fds_;
 };
 

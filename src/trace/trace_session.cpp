@@ -72,44 +72,44 @@ std::uint64_t quantile(std::vector<std::uint64_t> v, double q) {
 
 }  // namespace
 
-std::optional<std::uint64_t> thread_cpu_reader::operator()(pid_t tid) {
-  // The first field of schedstat is the thread's time on a CPU, in ns. One open file per
-  // thread: a pread per reading instead of open+read+close.
-  auto it = fds_.find(tid);
-  if (it == fds_.end()) {
+// /proc/PID/task/TID/<file>, through one file kept open per thread: a pread per reading
+// instead of open+read+close. nullopt when the thread is gone (its file is dropped: a new
+// thread may reuse the id).
+std::optional<std::string_view> thread_cpu_reader::read_task(
+    std::unordered_map<pid_t, unique_fd>& fds, const char* file, pid_t tid, std::span<char> buf) {
+  auto it = fds.find(tid);
+  if (it == fds.end()) {
     unique_fd fd(
-        ::open(fmt::format("/proc/{}/task/{}/schedstat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC));
+        ::open(fmt::format("/proc/{}/task/{}/{}", pid_, tid, file).c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return std::nullopt;
-    it = fds_.emplace(tid, std::move(fd)).first;
+    it = fds.emplace(tid, std::move(fd)).first;
   }
-  char buf[96];
-  ssize_t n = ::pread(it->second.get(), buf, sizeof buf - 1, 0);
+  ssize_t n = ::pread(it->second.get(), buf.data(), buf.size(), 0);
   if (n <= 0) {
-    fds_.erase(it);  // the thread is gone; a new one may reuse its id
+    fds.erase(it);
     return std::nullopt;
   }
+  return std::string_view(buf.data(), static_cast<std::size_t>(n));
+}
+
+std::optional<std::uint64_t> thread_cpu_reader::operator()(pid_t tid) {
+  // The first field of schedstat is the thread's time on a CPU, in ns.
+  char buf[96];
+  auto text = read_task(fds_, "schedstat", tid, buf);
+  if (!text) return std::nullopt;
   std::uint64_t v = 0;
-  if (std::from_chars(buf, buf + n, v).ec != std::errc()) return std::nullopt;
+  if (std::from_chars(text->data(), text->data() + text->size(), v).ec != std::errc())
+    return std::nullopt;
   return v;
 }
 
 std::optional<int> thread_cpu_reader::cpu_of(pid_t tid) {
   // Field 39 of stat, `processor`: the CPU the thread last ran on. The name field may hold
   // spaces and parentheses, so the count starts after its last ')'.
-  auto it = stat_fds_.find(tid);
-  if (it == stat_fds_.end()) {
-    unique_fd fd(
-        ::open(fmt::format("/proc/{}/task/{}/stat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return std::nullopt;
-    it = stat_fds_.emplace(tid, std::move(fd)).first;
-  }
   char buf[1024];
-  ssize_t n = ::pread(it->second.get(), buf, sizeof buf - 1, 0);
-  if (n <= 0) {
-    stat_fds_.erase(it);
-    return std::nullopt;
-  }
-  std::string_view line(buf, static_cast<std::size_t>(n));
+  auto text = read_task(stat_fds_, "stat", tid, buf);
+  if (!text) return std::nullopt;
+  std::string_view line = *text;
   auto close = line.rfind(')');
   if (close == std::string_view::npos) return std::nullopt;
   std::size_t pos = close + 2;  // field 3, `state`

@@ -127,11 +127,28 @@ void expect_hits_equal_uprobes(const testdata_build& b, const std::vector<std::s
     if (inlined_out) (*inlined_out)[s] = at_inlined;
     if (s.starts_with("runtime.makemap")) creations += kernel;
   }
-  EXPECT_EQ(t.summary["read_errors"], 0);
-  // Creation events are built at the RET breakpoints: one per call the kernel counted means
-  // no return was missed or taken twice.
-  EXPECT_EQ(t.summary["unmatched_returns"], 0);
-  EXPECT_EQ(t.summary["maps_created"].get<std::uint64_t>(), creations);
+  // --bpf: records the ring buffer had no room for are lost (counted per probe and said in a
+  // warning; the hits above stay exact). A lost entry leaves its return unmatched and its map
+  // unknown, and a reader that falls behind reads maps that have changed or gone since: seen
+  // under AddressSanitizer (scripts/test.sh --sanitize), ~300,000 of stress's records lost.
+  // So with losses, those figures must be explained by them; without, they must be 0.
+  std::uint64_t dropped = 0;
+  if (t.summary.contains("bpf_dropped"))
+    for (const auto& [sym, n] : t.summary["bpf_dropped"].items()) dropped += n.get<std::uint64_t>();
+  if (dropped == 0) {
+    EXPECT_EQ(t.summary["read_errors"], 0);
+    // Creation events are built at the RET breakpoints: one per call the kernel counted
+    // means no return was missed or taken twice.
+    EXPECT_EQ(t.summary["unmatched_returns"], 0);
+    EXPECT_EQ(t.summary["maps_created"].get<std::uint64_t>(), creations);
+  } else {
+    EXPECT_LE(t.summary["unmatched_returns"].get<std::uint64_t>(), dropped);
+    EXPECT_LE(t.summary["maps_created"].get<std::uint64_t>(), creations);
+    bool said = false;
+    for (const json& w : t.summary["warnings"])
+      said |= w.get<std::string>().find("lost to a full ring buffer") != std::string::npos;
+    EXPECT_TRUE(said) << t.summary["warnings"].dump();
+  }
   if (program_out) *program_out = t.cmd.out;
 }
 

@@ -114,10 +114,10 @@ bool map_tracer::can_count_grows(const go_binary& bin) {
 void map_tracer::on_hit(std::size_t request, const hit_context& ctx) {
   const breakpoint_request& r = requests_.at(request);
   const resolved_probe& p = bin_.probes()[r.probe];
-  chain_ = ctx.chain;
+  chain_ = ctx.chain;  // unwind() of this hit reads it instead of the stack
   // A stop inside a call being timed: where the thread ran decides what it cost.
   if (auto th = threads_.find(ctx.tid); th != threads_.end() && th->second.open_calls)
-    (void)place_stop(ctx.tid);  // unwind() of this hit reads it instead of the stack
+    (void)place_stop(ctx.tid);
   if (r.kind != request_kind::entry && r.kind != request_kind::ret) {
     on_inlined(r, p, ctx);
   } else if (r.is_return) {

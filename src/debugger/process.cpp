@@ -1147,27 +1147,7 @@ void process::detach() {
   if (finished_ || detached_) return;
   stop_all(nullptr);
   if (finished_) return;
-  // Job-control traps are taken before queued signals, so a thread can report its
-  // interrupt-stop right after executing an int3, its SIGTRAP still queued. Let it take that
-  // SIGTRAP now (an unreported hit) rather than have PTRACE_DETACH hand it to a program with
-  // no tracer, which would die of it.
-  std::vector<pid_t> tids;
-  for (const auto& [tid, th] : threads_) tids.push_back(tid);
-  for (pid_t tid : tids) {
-    auto it = threads_.find(tid);
-    if (it == threads_.end()) continue;
-    thread_state& th = it->second;
-    if (th.gone || th.exiting || !th.stopped || th.group_stop || th.resume_sig) continue;
-    user_regs_struct r;
-    if (!get_regs(tid, r) || !sites_.at(virt_addr(r.rip - 1)) || !sigtrap_pending(pid_, tid)) {
-      continue;
-    }
-    if (!pt_ok(PTRACE_CONT, tid)) continue;
-    th.stopped = false;
-    int raw;
-    wait_for(tid, &raw);
-    if (on_wait(tid, raw, nullptr, false) || finished_) return;
-  }
+  if (!take_queued_traps()) return;
   // -f: processes this one started that nobody adopted yet are let go like without -f,
   // while the breakpoints their copies hold are still known here.
   if (shared_) {
@@ -1212,6 +1192,54 @@ void process::detach() {
   threads_.clear();
   mem_fd_.reset();
   detached_ = true;
+}
+
+// Job-control traps and group-stops are taken before queued signals, so a thread can report
+// its interrupt-stop or group-stop right after executing an int3, its SIGTRAP still queued.
+// Let it take that SIGTRAP now (an unreported hit) rather than have PTRACE_DETACH hand it to a
+// program with no tracer, which dies of it (when continued, for a stopped program: SIGSTOP
+// arriving during a hit, then gomaptrace's Ctrl-C). Returns false if the program ended.
+bool process::take_queued_traps() {
+  std::vector<pid_t> tids;
+  for (const auto& [tid, th] : threads_) tids.push_back(tid);
+  for (pid_t tid : tids) {
+    auto it = threads_.find(tid);
+    if (it == threads_.end()) continue;
+    thread_state& th = it->second;
+    const bool was_group_stopped = th.group_stop;
+    bool taken = false;
+    if (!take_queued_trap(th, taken)) return false;
+    // Back to the group-stop it was taken from: the program stays stopped, as it was.
+    if (taken && was_group_stopped && th.stopped && !th.group_stop && !th.resume_sig)
+      (void)return_to_group_stop(th);
+  }
+  return true;
+}
+
+// PTRACE_CONT runs a group-stopped thread too, and the synchronous SIGTRAP is dequeued before
+// any other signal. But a seized thread in a group-stop can report that group-stop once more
+// instead (seen about once in 100 stopped-program detaches: PTRACE_EVENT_STOP with SIGSTOP),
+// so retry while the trap stays queued. `taken`: it took the trap and sits in its SIGTRAP stop.
+bool process::take_queued_trap(thread_state& th, bool& taken) {
+  constexpr int attempts = 64;
+  for (int i = 0; i < attempts; ++i) {
+    if (th.gone || th.exiting || !th.stopped || th.resume_sig) return true;
+    user_regs_struct r;
+    if (!get_regs(th.tid, r) || !sites_.at(virt_addr(r.rip - 1)) ||
+        !sigtrap_pending(pid_, th.tid))
+      return true;
+    if (!pt_ok(PTRACE_CONT, th.tid)) return true;
+    th.stopped = false;
+    int raw;
+    wait_for(th.tid, &raw);
+    const std::uint64_t before = stats_.unreported_hits;
+    if (on_wait(th.tid, raw, nullptr, false) || finished_) return false;
+    if (stats_.unreported_hits != before) {
+      taken = true;
+      return true;
+    }
+  }
+  return true;
 }
 
 void process::prepare_after_exec() {

@@ -2,7 +2,8 @@
 // each one it gets and, 300 ms after the first, how many it got: a tracer that passes a
 // signal on twice, or not at all, changes its output. With argument "segv" it dies of a
 // real SIGSEGV instead (the Go runtime's handler reset to the default first), so the tracer
-// must report a death by signal exactly as the shell sees it untraced.
+// must report a death by signal exactly as the shell sees it untraced. With argument "busy"
+// four more goroutines make maps without pause, so that a hit is under way at any moment.
 package main
 
 import (
@@ -15,6 +16,8 @@ import (
 )
 
 var keep map[int]int
+
+var busy [4]map[int]int
 
 func work(round int) {
 	m := make(map[int]int)
@@ -48,6 +51,17 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "segv" {
 		dieOfSegv()
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "busy" {
+		for g := 0; g < 4; g++ {
+			go func(g int) {
+				for round := 0; ; round++ {
+					m := make(map[int]int)
+					m[g] = round
+					busy[g] = m
+				}
+			}(g)
+		}
 	}
 	ch := make(chan os.Signal, 8)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)

@@ -231,6 +231,41 @@ TEST(hostile_stop, stopped_while_attached_then_detached_by_each_signal_stays_sto
   }
 }
 
+TEST(hostile_stop, a_hit_overtaken_by_sigstop_is_taken_before_detaching) {
+  // A thread that executes an int3 just as SIGSTOP stops the program enters its group-stop
+  // with the trap's SIGTRAP still queued (job control comes first). Detached like that, it
+  // dies of the SIGTRAP once continued. Four goroutines hitting probes without pause make
+  // that likely: before the fix, about 1 attach-stop-detach cycle in 8 killed the program.
+  const testdata_build* b = build_or_skip("signals");
+  if (!b) GTEST_FAIL() << "no go1.26 signals build";
+  for (int cycle = 0; cycle < 16; ++cycle) {
+    SCOPED_TRACE(cycle);
+    child prog({b->path.string(), "busy"}, true);
+    ASSERT_TRUE(prog.wait_for("ready\n"));
+    temp_dir d;
+    auto g = attach_to(prog.pid, d);
+    kill(prog.pid, SIGSTOP);
+    ASSERT_TRUE(eventually([&] { return proc_state(prog.pid) == 't'; }));
+    kill(g->pid, SIGTERM);
+    EXPECT_EQ(g->wait_exit(10), 0);
+    EXPECT_EQ(proc_state(prog.pid), 'T');
+    for (const auto& task : std::filesystem::directory_iterator(
+             "/proc/" + std::to_string(prog.pid) + "/task")) {
+      // Only SIGTRAP: the Go runtime's own preemption signal (SIGURG) may well be pending.
+      const std::string pending = proc_status_field(
+          static_cast<pid_t>(std::stol(task.path().filename().string())), "SigPnd");
+      EXPECT_FALSE((std::stoull(pending, nullptr, 16) >> (SIGTRAP - 1)) & 1)
+          << "thread " << task.path().filename() << " SigPnd " << pending;
+    }
+    kill(prog.pid, SIGCONT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    kill(prog.pid, SIGTERM);
+    EXPECT_EQ(prog.wait_exit(), 0);
+    EXPECT_EQ(prog.rest(), "ready\ngot terminated\nsignals=1\n");
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
 TEST(hostile_stop, sigkill_of_gomaptrace_while_attached_kills_a_go_program_at_its_next_probe) {
   // Measured, not wished for: the kernel detaches a dead tracer's tracees without restoring
   // the int3s, and the Go runtime dies of the next SIGTRAP ("SIGTRAP: trace trap", status 2).

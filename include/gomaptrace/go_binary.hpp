@@ -82,6 +82,8 @@ class go_binary {
  private:
   go_binary() = default;
   void find_version();
+  void infer_version();
+  void check_release_range() const;
   void find_impl();
   void find_moduledata();
   void resolve_probes();
@@ -98,6 +100,7 @@ class go_binary {
   std::unique_ptr<pclntab> pcln_;
   std::unique_ptr<dwarf_info> dwarf_;
   std::string dwarf_problem_;
+  int release_hi_ = 0;  // newest minor of an inferred release range (0: version known)
   go_version version_;
   std::string version_source_;
   map_impl impl_ = map_impl::classic;

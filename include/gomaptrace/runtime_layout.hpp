@@ -74,4 +74,7 @@ runtime_layout resolve_runtime_layout(const go_version& v, map_impl impl, const 
 // GOEXPERIMENT=noswissmap), Swiss maps from 1.24. Anything else -> fatal_error(unsupported_go).
 runtime_layout table_layout(const go_version& v, map_impl impl);
 
+// Every offset and size the tracer reads is the same (the release name aside).
+bool same_layout(const runtime_layout& a, const runtime_layout& b);
+
 }  // namespace gomaptrace

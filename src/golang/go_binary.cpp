@@ -6,6 +6,7 @@
 
 #include "gomaptrace/buildinfo.hpp"
 #include "gomaptrace/error.hpp"
+#include "gomaptrace/release_inference.hpp"
 #include "gomaptrace/x86.hpp"
 
 namespace gomaptrace {
@@ -24,6 +25,7 @@ std::unique_ptr<go_binary> go_binary::open(const std::filesystem::path& path) {
   b->find_version();
   b->find_impl();
   try {
+    b->check_release_range();
     b->layout_ = resolve_runtime_layout(b->version_, b->impl_, b->dwarf_.get());
   } catch (const fatal_error& e) {
     // The layout code knows versions, not files: name the file for the user.
@@ -54,10 +56,42 @@ void go_binary::find_version() {
       }
     }
   }
-  throw fatal_error(exit_code::unsupported_go,
-                    fmt::format("{}: cannot find the Go version (no .go.buildinfo, no "
-                                "runtime.buildVersion, no DWARF producer)",
-                                elf_->path().string()));
+  infer_version();
+}
+
+// No version string anywhere: tell the release from the runtime's functions. A range of
+// releases is used only when every one of them has the same map and runtime layouts (and the
+// same ABI), which the table says; otherwise the layout really cannot be known.
+void go_binary::infer_version() {
+  const auto r = infer_release(*pcln_);
+  if (!r) {
+    throw fatal_error(exit_code::unsupported_go,
+                      fmt::format("{}: cannot find the Go version (no .go.buildinfo, no "
+                                  "runtime.buildVersion, no DWARF producer, and the runtime's "
+                                  "functions name no known release)",
+                                  elf_->path().string()));
+  }
+  version_ = go_version{1, r->lo, 0, ""};
+  version_.raw = r->lo == r->hi ? fmt::format("go1.{}", r->lo)
+                                : fmt::format("go1.{}-go1.{}", r->lo, r->hi);
+  version_source_ = "the runtime's functions, no version string left: " + r->evidence;
+  release_hi_ = r->hi;
+}
+
+// For an inferred range: the layouts every release in it shares, or a refusal naming it.
+void go_binary::check_release_range() const {
+  if (release_hi_ <= version_.minor) return;
+  const runtime_layout first = table_layout(version_, impl_);
+  for (int minor = version_.minor + 1; minor <= release_hi_; ++minor) {
+    const go_version v{1, minor, 0, ""};
+    if (v.abi() != version_.abi() || !same_layout(table_layout(v, impl_), first)) {
+      throw fatal_error(exit_code::unsupported_go,
+                        fmt::format("{}: built with one of {} ({}), whose {} map layouts "
+                                    "differ: cannot tell which",
+                                    elf_->path().string(), version_.raw, version_source_,
+                                    to_string(impl_)));
+    }
+  }
 }
 
 void go_binary::find_impl() {

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <tuple>
+
 #include "gomaptrace/dwarf.hpp"
 #include "gomaptrace/error.hpp"
 
@@ -267,6 +269,17 @@ runtime_layout resolve_runtime_layout(const go_version& v, map_impl impl, const 
   } catch (const fatal_error& e) {
     throw fatal_error(e.code(), fmt::format("{}; DWARF: {}", e.what(), l.error()));
   }
+}
+
+bool same_layout(const runtime_layout& a, const runtime_layout& b) {
+  auto key = [](const runtime_layout& l) {
+    return std::tie(l.impl, l.source, l.map_struct, l.map_fields, l.map_size, l.table_struct,
+                    l.table_fields, l.table_size, l.g_goid, l.type_struct, l.type_size,
+                    l.type_tflag, l.type_str, l.tflag_extra_star, l.map_type_group,
+                    l.moduledata_pcheader, l.moduledata_text, l.moduledata_types,
+                    l.moduledata_etypes);
+  };
+  return key(a) == key(b);
 }
 
 }  // namespace gomaptrace

@@ -205,6 +205,42 @@ TEST(trace_counts, equal_the_kernel_uprobe_count) {
 // Every toolchain: the maps jsonmaps says it made are seen created, with their type. On one
 // classic and two Swiss toolchains the counts also equal the kernel's uprobe counts with
 // uprobes on the same inlined PCs (~3 s each).
+// Stripped, without .go.buildinfo, and with its release string scrubbed as well (every
+// occurrence overwritten): the release is inferred from the runtime's functions and the
+// counts still equal the kernel's. go1.19 is the one range the functions cannot split
+// (1.18-1.19, whose layouts agree).
+TEST(trace_counts, a_binary_without_any_version_string_equals_the_kernel) {
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  temp_dir dir;
+  int n = 0;
+  for (const std::string label : {"go1.19", "go1.23", "go1.24-noswiss", "go1.27"}) {
+    const testdata_build* b = find_build("makehints", label, "nobuildinfo");
+    ASSERT_TRUE(b) << label;
+    std::string bytes = slurp(b->path);
+    std::size_t scrubbed = 0;
+    for (auto pos = bytes.find(b->go_version); pos != std::string::npos;
+         pos = bytes.find(b->go_version, pos), ++scrubbed)
+      bytes.replace(pos, b->go_version.size(), std::string(b->go_version.size(), 'x'));
+    ASSERT_GT(scrubbed, 0u) << label;
+    testdata_build copy = *b;
+    copy.variant = "scrubbed";
+    copy.path = dir.path() / label;
+    std::ofstream(copy.path, std::ios::binary) << bytes;
+    std::filesystem::permissions(copy.path, std::filesystem::perms::owner_all);
+    json info = inspect(copy.path);
+    const std::string want = label == "go1.19" ? "go1.18-go1.19" : b->go_version.substr(0, 6);
+    EXPECT_EQ(info["go_version"], want) << label;
+    EXPECT_EQ(info["go_version_source"].get<std::string>().rfind("the runtime's functions", 0),
+              0u)
+        << info.dump();
+    std::string traced_out;
+    expect_hits_equal_uprobes(copy, {}, {}, &traced_out);
+    EXPECT_EQ(traced_out, run_command({b->path.string()}).out) << label;
+    ++n;
+  }
+  EXPECT_EQ(n, 4);
+}
+
 TEST(trace_counts, maps_made_through_reflect_are_seen_on_every_toolchain) {
   auto builds = testdata_builds("jsonmaps");
   ASSERT_FALSE(builds.empty()) << "no jsonmaps builds in the testdata manifest";

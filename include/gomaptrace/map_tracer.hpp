@@ -165,11 +165,15 @@ struct site_stats {
   std::uint64_t peak_size = 0;     // largest B (classic) or total capacity (swiss) of one map
   std::uint64_t grow_bytes = 0;    // bucket/group arrays allocated by growth
   std::map<std::string, std::uint64_t> types;
+  // Maps of this site were made by maps.Clone, which takes no size hint: the advice is to
+  // make the map with one and copy into it.
+  bool cloned = false;
 };
 
 // What `make(map[K]V, hint)` at the site would have saved; only for sites whose maps grew.
 struct presize_advice {
   std::uint64_t hint = 0;
+  bool instead_of_clone = false;  // make with the hint and copy, in place of maps.Clone
   std::uint64_t grows_avoided = 0;
   std::uint64_t grow_ns_saved = 0;
 };

@@ -195,6 +195,8 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
                      {"line", st->made_line.value_or(st->line)},
                      {"grows_avoided", a->grows_avoided},
                      {"grow_ns_saved", a->grow_ns_saved}};
+      // maps.Clone takes no hint: the advice is make(map, hint) and a copy in its place.
+      if (a->instead_of_clone) s["advice"]["instead_of"] = "maps.Clone";
     }
     sites.push_back(std::move(s));
   }
@@ -238,7 +240,12 @@ void write_advice(std::ostream& out, const trace_stats& stats) {
     if (type == "?") type = "map[K]V";
     std::string where = fmt::format("{}:{}", base_name(st->file), st->line);
     std::string saved = corrected(a->grow_ns_saved, st->grow_noise_ns);
-    if (st->kind == site_kind::made) {
+    if (st->kind == site_kind::made && a->instead_of_clone) {
+      out << fmt::format(
+          "    {}: maps.Clone takes no size hint: make({}, {}) and a copy loop in its place "
+          "would avoid {} ({} of growth)\n",
+          where, type, a->hint, plural(a->grows_avoided, "grow", "grows"), saved);
+    } else if (st->kind == site_kind::made) {
       out << fmt::format("    {}: make({}, {}) would avoid {} ({} of growth)\n", where, type,
                          a->hint, plural(a->grows_avoided, "grow", "grows"), saved);
     } else if (st->made_line) {

@@ -983,12 +983,27 @@ void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, cons
   emit(e, false);
 }
 
+// maps.Clone under the user's line: the package maps wrapper (inlined or not) and the runtime
+// functions that do the copy (runtime.mapclone2 before 1.25, runtime.maps_clone and
+// (*Map).Clone from 1.25).
+static bool made_by_clone(const std::vector<stack_frame>& stack) {
+  for (const stack_frame& f : stack) {
+    if (!is_map_plumbing(f.function)) break;
+    if (f.function.starts_with("maps.Clone") || f.function.starts_with("maps.clone") ||
+        f.function == "runtime.mapclone2" || f.function == "runtime.maps_clone" ||
+        f.function == "internal/runtime/maps.(*Map).Clone")
+      return true;
+  }
+  return false;
+}
+
 void map_tracer::note_creation(map_event& e, const timed_ns& t, bool map_known) {
   ++stats_.maps_created;
   if (!map_known) {
     // The site is known from the call chain; the map is not, so no record of its address.
     std::string key;
     site_stats& st = site_for(e.stack, site_kind::made, &key);
+    st.cloned |= made_by_clone(e.stack);
     ++st.maps;
     ++st.types[e.type.value_or("?")];
     add_profile(e.stack, {.maps = 1});
@@ -1005,6 +1020,7 @@ void map_tracer::note_creation(map_event& e, const timed_ns& t, bool map_known) 
   }
   if (auto id = identity(e.map); id && !cloning) rec.seed = id->seed;
   site_stats& st = *rec.site;
+  st.cloned |= made_by_clone(e.stack);
   if (e.hint) {
     st.hint_min = st.hint_min ? std::min(*st.hint_min, *e.hint) : *e.hint;
     st.hint_max = st.hint_max ? std::max(*st.hint_max, *e.hint) : *e.hint;
@@ -1092,6 +1108,7 @@ std::optional<presize_advice> advice_for(const site_stats& s) {
   // make(map, n) sizes the map so that n entries fit without growing (classic: the smallest
   // B with n <= 6.5*2^B; swiss: capacity >= n*8/7).
   a.hint = s.peak_entries;
+  a.instead_of_clone = s.cloned;
   a.grows_avoided = s.grows;
   for (std::uint64_t ns : s.grow_ns) a.grow_ns_saved += ns;
   return a;

@@ -4,7 +4,8 @@
 //     call; called twice, the second map sits at the same stack address as the first;
 //   - presized: make(map[int]int, 1000) that escapes: makemap, never grows;
 //   - nohint: make(map[int]int) that escapes: makemap_small, grows;
-//   - cloned (Go 1.21+): maps.Clone of the nohint map plus one key: made, never grows;
+//   - cloned (Go 1.21+): maps.Clone of the nohint map plus 1000 more keys: made, grows, and
+//     the advice says that maps.Clone takes no hint;
 //   - early: made before anything else; with the argument "wait" the program then waits for
 //     one line (or EOF) on stdin before filling it, so a tracer can attach after it was made.
 //

@@ -705,6 +705,7 @@ void add_site(site_stats& into, const site_stats& s) {
   into.peak_size = std::max(into.peak_size, s.peak_size);
   into.grow_bytes += s.grow_bytes;
   for (const auto& [t, n] : s.types) into.types[t] += n;
+  into.cloned = into.cloned || s.cloned;
 }
 
 void add_stats(trace_stats& into, const trace_stats& s) {

@@ -273,7 +273,7 @@ class process {
   expected<virt_addr> allocate_slot(virt_addr near, std::size_t size);
   bool return_to_group_stop(thread_state& th);
   [[nodiscard]] bool take_queued_traps();
-  [[nodiscard]] bool take_queued_trap(thread_state& th, bool& taken);
+  [[nodiscard]] bool take_queued_trap(pid_t tid, bool& taken);
   thread_state& add_thread(pid_t tid);
   bool is_our_thread(pid_t tid) const;
   void release_child(pid_t child, released_child::how via);

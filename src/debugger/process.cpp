@@ -1205,13 +1205,14 @@ bool process::take_queued_traps() {
   for (pid_t tid : tids) {
     auto it = threads_.find(tid);
     if (it == threads_.end()) continue;
-    thread_state& th = it->second;
-    const bool was_group_stopped = th.group_stop;
+    const bool was_group_stopped = it->second.group_stop;
     bool taken = false;
-    if (!take_queued_trap(th, taken)) return false;
+    if (!take_queued_trap(tid, taken)) return false;
     // Back to the group-stop it was taken from: the program stays stopped, as it was.
-    if (taken && was_group_stopped && th.stopped && !th.group_stop && !th.resume_sig)
-      (void)return_to_group_stop(th);
+    it = threads_.find(tid);  // a thread that died meanwhile is gone from threads_
+    if (it == threads_.end() || !taken || !was_group_stopped) continue;
+    thread_state& th = it->second;
+    if (th.stopped && !th.group_stop && !th.resume_sig) (void)return_to_group_stop(th);
   }
   return true;
 }
@@ -1220,20 +1221,23 @@ bool process::take_queued_traps() {
 // any other signal. But a seized thread in a group-stop can report that group-stop once more
 // instead (seen about once in 100 stopped-program detaches: PTRACE_EVENT_STOP with SIGSTOP),
 // so retry while the trap stays queued. `taken`: it took the trap and sits in its SIGTRAP stop.
-bool process::take_queued_trap(thread_state& th, bool& taken) {
+// Returns false if the program ended.
+bool process::take_queued_trap(pid_t tid, bool& taken) {
   constexpr int attempts = 64;
   for (int i = 0; i < attempts; ++i) {
+    auto it = threads_.find(tid);  // on_wait erases a thread that exited
+    if (it == threads_.end()) return true;
+    thread_state& th = it->second;
     if (th.gone || th.exiting || !th.stopped || th.resume_sig) return true;
     user_regs_struct r;
-    if (!get_regs(th.tid, r) || !sites_.at(virt_addr(r.rip - 1)) ||
-        !sigtrap_pending(pid_, th.tid))
+    if (!get_regs(tid, r) || !sites_.at(virt_addr(r.rip - 1)) || !sigtrap_pending(pid_, tid))
       return true;
-    if (!pt_ok(PTRACE_CONT, th.tid)) return true;
+    if (!pt_ok(PTRACE_CONT, tid)) return true;
     th.stopped = false;
     int raw;
-    wait_for(th.tid, &raw);
+    wait_for(tid, &raw);
     const std::uint64_t before = stats_.unreported_hits;
-    if (on_wait(th.tid, raw, nullptr, false) || finished_) return false;
+    if (on_wait(tid, raw, nullptr, false) || finished_) return false;
     if (stats_.unreported_hits != before) {
       taken = true;
       return true;

@@ -142,6 +142,10 @@ std::string_view to_string(site_kind k);
 
 // Per site: where the map was made (first frame outside the runtime of the makemap call) or,
 // for a map the tracer first met at an insert or a growth, where that happened.
+// How many events may wait for an earlier call to return before they are written anyway (and
+// counted in trace_stats::out_of_order): a call that never returns must not hold the stream.
+inline constexpr std::size_t max_queued_events = 4096;
+
 struct site_stats {
   std::string function;
   std::string file;
@@ -204,6 +208,9 @@ struct trace_stats {
   std::uint64_t inserts = 0;                // mapassign* calls
   std::uint64_t unmatched_returns = 0;      // returns whose entry we did not see (attach mid-call)
   std::uint64_t read_errors = 0;            // tracee memory that could not be read
+  // Events written before an earlier call still open had returned: more than max_queued_events
+  // waited behind it (a call that never returns, e.g. a panic out of makemap).
+  std::uint64_t out_of_order = 0;
   std::map<std::string, site_stats> sites;  // key "kind file:line"
   stop_calibration calibration;
   latency_clock clock = latency_clock::wall;
@@ -386,7 +393,6 @@ class map_tracer {
   std::priority_queue<queued_event, std::vector<queued_event>, later> queue_;
   std::multiset<std::uint64_t> open_calls_;  // call times of pending_ entries
   std::uint64_t emitted_seq_ = 0;
-  static constexpr std::size_t max_queued = 4096;
 };
 
 }  // namespace gomaptrace

@@ -139,6 +139,7 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
   j["events"] = stats.events;
   j["unmatched_returns"] = stats.unmatched_returns;
   j["read_errors"] = stats.read_errors;
+  j["events_out_of_order"] = stats.out_of_order;
   j["warnings"] = run.warnings;
   j["backend"] = run.backend;
   if (run.backend == "bpf") {
@@ -344,6 +345,12 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
   if (stats.unmatched_returns || stats.read_errors) {
     out << fmt::format("  note: {} returns without a seen entry, {} unreadable memory reads\n",
                        stats.unmatched_returns, stats.read_errors);
+  }
+  if (stats.out_of_order) {
+    out << fmt::format(
+        "  note: {} written ahead of an earlier call that had not returned (more than {} "
+        "waited behind it)\n",
+        plural(stats.out_of_order, "event", "events"), max_queued_events);
   }
 }
 

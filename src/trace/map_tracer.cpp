@@ -453,9 +453,10 @@ void map_tracer::close_call(std::uint64_t time_ns) {
 
 void map_tracer::release(bool all) {
   while (!queue_.empty()) {
-    const bool ready = all || open_calls_.empty() ||
-                       queue_.top().e.time_ns <= *open_calls_.begin() || queue_.size() > max_queued;
-    if (!ready) return;
+    const bool in_order =
+        all || open_calls_.empty() || queue_.top().e.time_ns <= *open_calls_.begin();
+    if (!in_order && queue_.size() <= max_queued_events) return;
+    if (!in_order) ++stats_.out_of_order;
     // priority_queue::top() is const; the element is popped right after, so moving is safe.
     queued_event q = std::move(const_cast<queued_event&>(queue_.top()));
     queue_.pop();

@@ -717,6 +717,7 @@ void add_stats(trace_stats& into, const trace_stats& s) {
   into.grows += s.grows;
   into.inserts += s.inserts;
   into.unmatched_returns += s.unmatched_returns;
+  into.out_of_order += s.out_of_order;
   into.read_errors += s.read_errors;
   for (const auto& [key, site] : s.sites) add_site(into.sites[key], site);
   // One calibration and clock for the session; the live figure of the image that measured

@@ -237,6 +237,46 @@ TEST(map_tracer, a_call_that_never_returns_does_not_hold_events_past_the_end) {
   EXPECT_EQ(t.events()[0].map, b);
 }
 
+// g2 makes `n` maps (makemap_small, entry and return), each at its own address.
+void make_maps(tracer_fixture& t, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::uint64_t m = 0x5200'0000 + i * 0x100;
+    t.put_map(m, 0, i + 1);
+    t.hit("runtime.makemap_small", false, g2, {}, 2000 + 2 * i);
+    t.hit("runtime.makemap_small", true, g2, {.rax = m}, 2001 + 2 * i);
+  }
+}
+
+TEST(map_tracer, a_call_that_never_returns_holds_at_most_the_bound_and_says_so) {
+  auto path = build("go1.23");
+  if (!path) GTEST_SKIP() << "no go1.23 sites build";
+  tracer_fixture t(*path);
+  // g1 enters makemap and never returns (a panic out of it, say); g2 makes maps on.
+  t.hit("runtime.makemap", false, g1, {.rbx = 10}, 1000);
+  constexpr std::uint64_t made = max_queued_events + 100;
+  make_maps(t, made);
+  // Only the bound waits: the 100 beyond it were written, each counted.
+  EXPECT_EQ(t.events().size(), 100u);
+  EXPECT_EQ(t.stats().out_of_order, 100u);
+  t.finish();
+  EXPECT_EQ(t.stats().out_of_order, 100u);  // the rest leave at the end, in order
+  EXPECT_EQ(t.events().size(), made);
+}
+
+TEST(map_tracer, events_behind_a_call_that_returns_are_never_counted_out_of_order) {
+  auto path = build("go1.23");
+  if (!path) GTEST_SKIP() << "no go1.23 sites build";
+  tracer_fixture t(*path);
+  t.hit("runtime.makemap", false, g1, {.rbx = 10}, 1000);
+  make_maps(t, 100);
+  EXPECT_TRUE(t.events().empty());  // held behind g1's open call
+  t.put_map(0x5100'0000, 0, 7);
+  t.hit("runtime.makemap", true, g1, {.rax = 0x5100'0000}, 5000);
+  EXPECT_EQ(t.events().size(), 101u);
+  EXPECT_EQ(t.events().front().map, 0x5100'0000u);  // the earliest call first
+  EXPECT_EQ(t.stats().out_of_order, 0u);
+}
+
 TEST(map_tracer, a_map_first_seen_at_an_insert_and_a_reused_address_is_a_new_map) {
   auto path = build("go1.26");
   if (!path) GTEST_SKIP() << "no go1.26 sites build";

@@ -6,7 +6,8 @@
 # tests/support/testdata.hpp reads:
 #   build <label> <variant> <program> <map_impl> <go_version> <path>
 #   skip  <label> <variant|all> <reason>          (also printed, never silent)
-#   oracle <name> <path>  /  bad <name> <path>     (informational; the reader ignores them)
+#   oracle <name> <path>  /  bad <name> <path>  /  extra <name> <path>  (the reader ignores
+#   them; tests find them by path)
 # A (toolchain, variant) whose inputs hash the same as at its last build is not rebuilt, so
 # a second run costs seconds. Exits non-zero only when nothing at all could be built.
 set -euo pipefail
@@ -152,6 +153,30 @@ for d in "$root"/tests/oracle/*/; do
     echo "built oracle/$name"
   fi
   printf 'oracle\t%s\t%s\n' "$name" "$bin" >>"$manifest_tmp"
+  built_any=1
+done
+
+# --- cgo: tests/cgo linked by the external linker against libc (default and PIE) --------
+# Many shipped Go programs use cgo; the matrix builds with CGO_ENABLED=0, so these two are
+# built here, with the host toolchain only.
+for kind in cgo cgo-pie; do
+  bin="$out/extra/$kind"
+  flags=()
+  [ "$kind" = cgo-pie ] && flags=(-buildmode=pie)
+  want=$(printf '%s\n' "$(hash_dir "$root/tests/cgo")" "$host_version" "$script_hash" "$kind" |
+    sha256sum | cut -d' ' -f1)
+  if [ "$want" != "$(cat "$bin.inputs.sha256" 2>/dev/null || true)" ] || [ ! -x "$bin" ]; then
+    mkdir -p "$out/extra"
+    rm -f "$bin" "$bin.inputs.sha256"
+    if ! log=$(cd "$root/tests/cgo" && env -u GOEXPERIMENT -u GOFLAGS CGO_ENABLED=1 \
+      GOTOOLCHAIN=local go build "${flags[@]}" -ldflags=-linkmode=external -o "$bin" . 2>&1); then
+      skip extra "$kind" "go build failed: $(tail -1 <<<"$log")"
+      continue
+    fi
+    echo "$want" >"$bin.inputs.sha256"
+    echo "built extra/$kind"
+  fi
+  printf 'extra\t%s\t%s\n' "$kind" "$bin" >>"$manifest_tmp"
   built_any=1
 done
 

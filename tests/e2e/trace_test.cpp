@@ -241,6 +241,28 @@ TEST(trace_counts, a_binary_without_any_version_string_equals_the_kernel) {
   EXPECT_EQ(n, 4);
 }
 
+// A cgo program (external linker, dynamically linked against libc, C called from Go, the net
+// package's cgo resolver), as built with the host toolchain by scripts/build-testdata.sh:
+// counts equal the kernel's, default and PIE, and its output is its own.
+TEST(trace_counts, a_cgo_program_equals_the_kernel) {
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  const testdata_build* host = find_build("makehints", "go1.26", "default");
+  ASSERT_TRUE(host) << "no go1.26 build";
+  for (const std::string kind : {"cgo", "cgo-pie"}) {
+    testdata_build b = *host;
+    b.program = kind;
+    b.variant = kind;
+    b.path = testdata_dir() / "extra" / kind;
+    ASSERT_TRUE(std::filesystem::exists(b.path)) << b.path << " (run scripts/build-testdata.sh)";
+    json info = inspect(b.path);
+    EXPECT_EQ(info["go_version"], host->go_version) << info.dump();
+    std::string traced_out;
+    expect_hits_equal_uprobes(b, {}, {}, &traced_out);
+    EXPECT_EQ(traced_out, "keys 1000 lookup ok true\n") << kind;
+    EXPECT_EQ(run_command({b.path.string()}).out, traced_out) << kind;
+  }
+}
+
 TEST(trace_counts, maps_made_through_reflect_are_seen_on_every_toolchain) {
   auto builds = testdata_builds("jsonmaps");
   ASSERT_FALSE(builds.empty()) << "no jsonmaps builds in the testdata manifest";

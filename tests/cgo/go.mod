@@ -1,0 +1,3 @@
+module gomaptrace/tests/cgo
+
+go 1.21

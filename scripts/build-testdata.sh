@@ -135,6 +135,26 @@ for row in "${toolchains[@]}"; do
   done
 done
 
+# Builds BIN from DIR with the host toolchain unless WANT (the hash of its inputs) is what
+# built it last, then lists it in the manifest as "KIND NAME BIN", or a skip row if the build
+# fails. The rest of the arguments are environment assignments and the go command.
+host_build() {  # kind name bin dir want [VAR=value...] go build ...
+  local kind=$1 name=$2 bin=$3 dir=$4 want=$5 log
+  shift 5
+  if [ "$want" != "$(cat "$bin.inputs.sha256" 2>/dev/null || true)" ] || [ ! -x "$bin" ]; then
+    mkdir -p "$(dirname "$bin")"
+    rm -f "$bin" "$bin.inputs.sha256"
+    if ! log=$(cd "$dir" && env -u GOEXPERIMENT GOTOOLCHAIN=local "$@" 2>&1); then
+      skip "$kind" "$name" "go build failed: $(tail -1 <<<"$log")"
+      return 0
+    fi
+    echo "$want" >"$bin.inputs.sha256"
+    echo "built $kind/$name"
+  fi
+  printf '%s\t%s\t%s\n' "$kind" "$name" "$bin" >>"$manifest_tmp"
+  built_any=1
+}
+
 # --- oracles: Go programs that read binaries with Go's own debug/* packages -------------
 host_version=$(cd /tmp && GOTOOLCHAIN=local go version 2>&1 || true)
 for d in "$root"/tests/oracle/*/; do
@@ -142,18 +162,7 @@ for d in "$root"/tests/oracle/*/; do
   name=$(basename "$d")
   bin="$out/oracle/$name"
   want=$(printf '%s\n' "$(hash_dir "$d")" "$host_version" "$script_hash" | sha256sum | cut -d' ' -f1)
-  if [ "$want" != "$(cat "$bin.inputs.sha256" 2>/dev/null || true)" ] || [ ! -x "$bin" ]; then
-    mkdir -p "$out/oracle"
-    rm -f "$bin" "$bin.inputs.sha256"
-    if ! log=$(cd "$d" && env -u GOEXPERIMENT GOTOOLCHAIN=local go build -o "$bin" . 2>&1); then
-      skip oracle "$name" "go build failed: $(tail -1 <<<"$log")"
-      continue
-    fi
-    echo "$want" >"$bin.inputs.sha256"
-    echo "built oracle/$name"
-  fi
-  printf 'oracle\t%s\t%s\n' "$name" "$bin" >>"$manifest_tmp"
-  built_any=1
+  host_build oracle "$name" "$bin" "$d" "$want" go build -o "$bin" .
 done
 
 # --- cgo: tests/cgo linked by the external linker against libc (default and PIE) --------
@@ -161,23 +170,12 @@ done
 # built here, with the host toolchain only.
 for kind in cgo cgo-pie; do
   bin="$out/extra/$kind"
-  flags=()
-  [ "$kind" = cgo-pie ] && flags=(-buildmode=pie)
+  flags=(-ldflags=-linkmode=external)
+  [ "$kind" = cgo-pie ] && flags+=(-buildmode=pie)
   want=$(printf '%s\n' "$(hash_dir "$root/tests/cgo")" "$host_version" "$script_hash" "$kind" |
     sha256sum | cut -d' ' -f1)
-  if [ "$want" != "$(cat "$bin.inputs.sha256" 2>/dev/null || true)" ] || [ ! -x "$bin" ]; then
-    mkdir -p "$out/extra"
-    rm -f "$bin" "$bin.inputs.sha256"
-    if ! log=$(cd "$root/tests/cgo" && env -u GOEXPERIMENT -u GOFLAGS CGO_ENABLED=1 \
-      GOTOOLCHAIN=local go build "${flags[@]}" -ldflags=-linkmode=external -o "$bin" . 2>&1); then
-      skip extra "$kind" "go build failed: $(tail -1 <<<"$log")"
-      continue
-    fi
-    echo "$want" >"$bin.inputs.sha256"
-    echo "built extra/$kind"
-  fi
-  printf 'extra\t%s\t%s\n' "$kind" "$bin" >>"$manifest_tmp"
-  built_any=1
+  host_build extra "$kind" "$bin" "$root/tests/cgo" "$want" GOFLAGS= CGO_ENABLED=1 \
+    go build "${flags[@]}" -o "$bin" .
 done
 
 # --- bad inputs: files the tracer must reject with the right exit status ----------------

@@ -140,12 +140,12 @@ struct tracer_options {
 enum class site_kind { made, first_seen };
 std::string_view to_string(site_kind k);
 
-// Per site: where the map was made (first frame outside the runtime of the makemap call) or,
-// for a map the tracer first met at an insert or a growth, where that happened.
 // How many events may wait for an earlier call to return before they are written anyway (and
 // counted in trace_stats::out_of_order): a call that never returns must not hold the stream.
 inline constexpr std::size_t max_queued_events = 4096;
 
+// Per site: where the map was made (first frame outside the runtime of the makemap call) or,
+// for a map the tracer first met at an insert or a growth, where that happened.
 struct site_stats {
   std::string function;
   std::string file;

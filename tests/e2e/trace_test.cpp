@@ -261,8 +261,7 @@ TEST(trace_counts, a_binary_without_any_version_string_equals_the_kernel) {
     json info = inspect(copy.path);
     const std::string want = label == "go1.19" ? "go1.18-go1.19" : b->go_version.substr(0, 6);
     EXPECT_EQ(info["go_version"], want) << label;
-    EXPECT_EQ(info["go_version_source"].get<std::string>().rfind("the runtime's functions", 0),
-              0u)
+    EXPECT_EQ(info["go_version_source"].get<std::string>().rfind("the runtime's functions", 0), 0u)
         << info.dump();
     std::string traced_out;
     expect_hits_equal_uprobes(copy, {}, {}, &traced_out);

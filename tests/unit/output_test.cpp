@@ -165,6 +165,34 @@ TEST(json_output, is_byte_for_byte_nlohmann_s_dump) {
   }
 }
 
+// The writer tests strings for escapes 8 bytes at a time: every byte value, at every place in
+// a word and in the tail after the last whole word, must come out as nlohmann writes it.
+TEST(json_output, every_byte_at_every_position_is_escaped_as_nlohmann_does) {
+  map_event e = grow_event();
+  e.stack.clear();
+  e.before.clear();
+  for (int b = 0; b < 256; ++b) {
+    for (std::size_t at = 0; at < 19; ++at) {
+      std::string name(19, 'a');
+      name[at] = static_cast<char>(b);
+      e.func = name;
+      std::ostringstream s;
+      json_event_output out(s);
+      out.on_event(e);
+      const std::string line = s.str();
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      const std::string want =
+          nlohmann::json(name).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      ASSERT_NE(line.find("\"func\":" + want + ","), std::string::npos)
+          << "byte " << b << " at " << at << ": " << line;
+      if (b < 0x80) {
+        ASSERT_FALSE(j.is_discarded()) << line;
+        ASSERT_EQ(j["func"], name) << "byte " << b << " at " << at;
+      }
+    }
+  }
+}
+
 TEST(summary, json_has_hits_version_impl_and_exit_status) {
   trace_stats st;
   st.hits["runtime.makemap"] = 27;

@@ -119,17 +119,35 @@ std::ostream& stderr_lines() {
   return s;
 }
 
+// An output file with a 1 MiB buffer rather than the default 8 KiB: --bpf writes ~600 MB of
+// JSON Lines for a million hits, in 70,000 write(2)s at 8 KiB.
+class buffered_ofstream : public std::ofstream {
+ public:
+  buffered_ofstream() : buf_(std::make_unique<char[]>(size)) {
+    rdbuf()->pubsetbuf(buf_.get(), size);
+  }
+  // Flushed here: the base class would flush after buf_ is gone.
+  ~buffered_ofstream() override { close(); }
+  buffered_ofstream(const buffered_ofstream&) = delete;
+  buffered_ofstream& operator=(const buffered_ofstream&) = delete;
+
+ private:
+  static constexpr std::size_t size = std::size_t{1} << 20;
+  std::unique_ptr<char[]> buf_;
+};
+
 // A file, or standard output for "-"; none when the option was not given.
 class output_file {
  public:
   output_file() = default;
-  explicit output_file(std::unique_ptr<std::ofstream> f) : file_(std::move(f)), s_(file_.get()) {}
+  explicit output_file(std::unique_ptr<buffered_ofstream> f)
+      : file_(std::move(f)), s_(file_.get()) {}
   explicit output_file(std::ostream& s) : s_(&s) {}
   explicit operator bool() const { return s_ != nullptr; }
   std::ostream& operator*() const { return *s_; }
 
  private:
-  std::unique_ptr<std::ofstream> file_;
+  std::unique_ptr<buffered_ofstream> file_;
   std::ostream* s_ = nullptr;
 };
 
@@ -139,7 +157,8 @@ output_file open_output(const std::string& pattern, const char* option,
   if (pattern.empty()) return {};
   if (pattern == "-") return output_file(stdout_lines());
   const std::string path = gt::cli::expand_output_path(pattern, prog.string());
-  auto f = std::make_unique<std::ofstream>(path);
+  auto f = std::make_unique<buffered_ofstream>();
+  f->open(path);
   if (!*f) {
     const int e = errno;
     // ENOENT from open(O_CREAT) means a directory on the way is missing, not the file.

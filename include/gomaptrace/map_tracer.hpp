@@ -205,9 +205,9 @@ struct trace_stats {
   std::uint64_t maps_created = 0;                     // makemap calls seen
   std::uint64_t maps_seen = 0;                        // maps first met at an insert or a growth
   std::uint64_t grows = 0;
-  std::uint64_t inserts = 0;                // mapassign* calls
-  std::uint64_t unmatched_returns = 0;      // returns whose entry we did not see (attach mid-call)
-  std::uint64_t read_errors = 0;            // tracee memory that could not be read
+  std::uint64_t inserts = 0;            // mapassign* calls
+  std::uint64_t unmatched_returns = 0;  // returns whose entry we did not see (attach mid-call)
+  std::uint64_t read_errors = 0;        // tracee memory that could not be read
   // Events written before an earlier call still open had returned: more than max_queued_events
   // waited behind it (a call that never returns, e.g. a panic out of makemap).
   std::uint64_t out_of_order = 0;
@@ -283,6 +283,9 @@ class map_tracer {
   };
 
   void on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx);
+  [[nodiscard]] bool folded_at_entry(const resolved_probe& p) const;
+  void fold_into_rehash(const resolved_probe& p, const hit_context& ctx,
+                        std::optional<std::int64_t> g);
   void on_insert(const resolved_probe& p, const hit_context& ctx);
   // slot: the pending_ key's second half (the probe, or inlined_slot() of a copy).
   void on_return(const resolved_probe& p, std::size_t slot, const hit_context& ctx);

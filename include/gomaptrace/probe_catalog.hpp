@@ -46,6 +46,11 @@ struct probe_spec {
   // Swiss rehash: always wraps one grow or split, which is folded into it (one growth is one
   // event, timed from the outer call). Counts as a grow only if no inner call was seen.
   bool wraps_growth = false;
+  // Swiss (*table).grow and split: called from rehash alone (internal/runtime/maps/table.go,
+  // 1.24-1.27). Where the binary's rehash is probed, they are folded into it at their entry
+  // and their RETs are not planted: each would be a stop (ptrace) or a RET run out of line
+  // (a uprobe: ~20 us here, measured) inside the rehash being timed.
+  bool wrapped = false;
 };
 
 // What an inlined copy of a probed function inside a known caller can be decoded from. The

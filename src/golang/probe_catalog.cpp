@@ -75,9 +75,9 @@ std::vector<probe_spec> make_swiss() {
   v.push_back({"internal/runtime/maps.(*table).rehash", P::table_grow, true, R::rbx, R::rcx, R::rax,
                R::none, false, "rehash", false, false, true});
   v.push_back({"internal/runtime/maps.(*table).grow", P::table_grow, true, R::rbx, R::rcx, R::rax,
-               R::rdi, false, "table_grow", true});
+               R::rdi, false, "table_grow", true, false, false, true});
   v.push_back({"internal/runtime/maps.(*table).split", P::table_grow, true, R::rbx, R::rcx, R::rax,
-               R::none, false, "split", true});
+               R::none, false, "split", true, false, false, true});
   // maps.Clone: from 1.25 runtime.mapclone copies the map with (*Map).Clone, which calls no
   // makemap (1.24's mapclone2 does, and has no (*Map).Clone: no creation counts twice).
   v.push_back({"internal/runtime/maps.(*Map).Clone", P::create, true, R::rbx, R::none, R::none,

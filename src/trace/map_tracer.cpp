@@ -70,12 +70,14 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
       opts_(std::move(opts)),
       sink_(sink) {
   const auto& probes = bin_.probes();
+  for (std::size_t i = 0; i < probes.size(); ++i)
+    if (probes[i].spec->wraps_growth) rehash_probe_ = i;
   for (std::size_t i = 0; i < probes.size(); ++i) {
     const resolved_probe& p = probes[i];
     const entry_trap at = opts_.entry_past_push ? p.trap : entry_trap{p.breakpoint, 0};
     requests_.push_back({to_virt(at.addr, bias_), i, false});
     entry_pushed_.push_back(at.pushed);
-    if (p.spec->want_return) {
+    if (p.spec->want_return && !folded_at_entry(p)) {
       for (file_addr r : p.returns)
         requests_.push_back({to_virt(r, bias_), i, true, request_kind::ret});
     }
@@ -95,8 +97,6 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
     if (!p.inlined_sites.empty()) stats_.inlined_hits[p.symbol] = 0;
   }
   for (const resolved_probe& p : probes) hit_counters_.push_back(&stats_.hits[p.symbol]);
-  for (std::size_t i = 0; i < probes.size(); ++i)
-    if (probes[i].spec->wraps_growth) rehash_probe_ = i;
   if (auto t = bin_.types_base()) types_base_ = t->value() + bias_;
   const runtime_layout& L = bin_.layout();
   const bool classic = L.impl == map_impl::classic;
@@ -782,12 +782,52 @@ map_tracer::pending_call map_tracer::begin_call(const hit_context& ctx, const hi
   return c;
 }
 
+bool map_tracer::folded_at_entry(const resolved_probe& p) const {
+  return p.spec->wrapped && rehash_probe_ != SIZE_MAX;
+}
+
+// A grow or split inside a rehash: the growth it does is the rehash's (one event, timed and
+// placed by the outer call, with the map as the rehash's return finds it); what only the
+// inner call knows is known at its entry: which growth (its name) and the new capacity.
+void map_tracer::fold_into_rehash(const resolved_probe& p, const hit_context& ctx,
+                                  std::optional<std::int64_t> g) {
+  const probe_spec& s = *p.spec;
+  map_event e = base_event(p, ctx, g);
+  e.map = ctx.regs.arg(s.map_arg);
+  if (s.extra_arg != arg_reg::none) {
+    e.arg = ctx.regs.arg(s.extra_arg);
+    e.arg_name = "newCapacity";
+  }
+  const std::uint64_t type_addr = s.type_arg != arg_reg::none ? ctx.regs.arg(s.type_arg) : 0;
+  auto outer = pending_.find({call_key(ctx, g), rehash_probe_});
+  if (outer != pending_.end() && !outer->second.empty()) {
+    pending_call& o = outer->second.back();
+    e.table = o.table;  // the same table, read at the rehash's entry
+    o.folded_bytes = growth_bytes(e, type_addr);
+    o.folded = std::move(e);
+    return;
+  }
+  // The rehash began before we watched (an attach in the middle of it): the growth is
+  // counted with the map as it is now, untimed.
+  e.table = table_fields(ctx.regs.arg(s.table_arg));
+  if (s.type_arg != arg_reg::none) e.type = type_name(type_addr);
+  e.stack = unwind(ctx.regs);
+  e.fields = map_fields(e.map);
+  label(e, known_map(e.map, e.stack, e.type));
+  note_growth(e, timed_ns{}, growth_bytes(e, type_addr));
+  emit(e, false);
+}
+
 void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx) {
   const probe_spec& s = *p.spec;
   const bool printed = !s.high_volume || opts_.all_events;
   const bool observed_only = !printed && opts_.observer && opts_.observe_high_volume;
   if (!printed && !observed_only) return;
   auto g = observed_only ? std::nullopt : goid(ctx.regs);
+  if (folded_at_entry(p)) {
+    fold_into_rehash(p, ctx, g);
+    return;
+  }
   if (s.want_return) {
     pending_call c = begin_call(ctx, ctx.regs);
     if (s.type_arg != arg_reg::none) c.type = type_name(ctx.regs.arg(s.type_arg));
@@ -942,17 +982,7 @@ void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, cons
   const std::uint64_t type_addr = s.type_arg != arg_reg::none ? c.regs.arg(s.type_arg) : 0;
   map_record& rec = known_map(e.map, c.stack, e.type);
   label(e, rec);
-  if (s.counts_as_grow) {
-    // Inside a rehash: one growth is one event, timed and placed by the outer call.
-    if (rehash_probe_ != SIZE_MAX && &p != &bin_.probes()[rehash_probe_]) {
-      auto outer = pending_.find({call_key(ctx, e.goid), rehash_probe_});
-      if (outer != pending_.end() && !outer->second.empty()) {
-        pending_call& o = outer->second.back();
-        o.folded_bytes = growth_bytes(e, type_addr);
-        o.folded = std::move(e);
-        return;
-      }
-    }
+  if (s.counts_as_grow) {  // a grow or split inside a rehash never gets here: fold_into_rehash
     timed_ns t = measure(c, ctx);
     stamp(e, t, c, ctx);
     note_growth(e, t, growth_bytes(e, type_addr));
@@ -970,8 +1000,10 @@ void map_tracer::on_growth_return(const resolved_probe& p, pending_call& c, cons
       inner.before = std::move(e.before);
       inner.fields = std::move(e.fields);
       inner.table = std::move(e.table);
+      inner.type = std::move(e.type);
       bytes = c.folded_bytes;
       e = std::move(inner);
+      label(e, rec);
     } else {
       bytes = growth_bytes(e, type_addr);  // the inner call was not seen: rehash is the growth
     }
@@ -1039,11 +1071,13 @@ void map_tracer::note_growth(map_event& e, const timed_ns& t, std::uint64_t byte
   map_record& rec = maps_.at(e.map);
   site_stats& st = *rec.site;
   ++st.grows;
-  if (!rec.grow_slot) {
-    st.grow_timed.emplace_back();
-    rec.grow_slot = st.grow_timed.size() - 1;
+  if (t.raw) {  // 0: a growth seen untimed (fold_into_rehash)
+    if (!rec.grow_slot) {
+      st.grow_timed.emplace_back();
+      rec.grow_slot = st.grow_timed.size() - 1;
+    }
+    st.grow_timed[*rec.grow_slot] += t;
   }
-  st.grow_timed[*rec.grow_slot] += t;
   st.grow_bytes += bytes;
   const bool classic = bin_.layout().impl == map_impl::classic;
   for (const field_value& f : e.fields) {

@@ -50,6 +50,9 @@ struct bpf_site {
   // address, which the frame-pointer chain does not hold yet: read it as the first frame.
   bool return_address_at_rsp = false;
   std::size_t frames = 0;  // return addresses wanted after it (0: no call chain)
+  // The entry of a call that is timed: its record carries the time the BPF program ended, so
+  // the program's own work is not counted in the call's duration.
+  bool stamp_at_end = false;
   // Follow a directory of pointers found in the bytes of captures[capture]: the pointer at
   // ptr_offset, the count at len_offset (both 8 bytes); from each entry, 2 bytes at
   // entry + elem_offset (a Swiss map's tables and their capacities). Up to bpf_max_dir.

@@ -240,6 +240,9 @@ class map_tracer {
   }
   // True when the binary has a growth function to probe (needed by --max-grows).
   static bool can_count_grows(const go_binary& bin);
+  // A grow or split whose rehash is probed too: folded into it at its entry, so its RETs are
+  // not planted and its entry needs the registers and the goroutine alone.
+  [[nodiscard]] static bool folded_at_entry(const go_binary& bin, const resolved_probe& p);
 
  private:
   struct pending_call {
@@ -283,7 +286,6 @@ class map_tracer {
   };
 
   void on_entry(const resolved_probe& p, std::size_t probe, const hit_context& ctx);
-  [[nodiscard]] bool folded_at_entry(const resolved_probe& p) const;
   void fold_into_rehash(const resolved_probe& p, const hit_context& ctx,
                         std::optional<std::int64_t> g);
   void on_insert(const resolved_probe& p, const hit_context& ctx);

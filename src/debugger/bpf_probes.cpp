@@ -67,6 +67,7 @@ gmt_site to_record(const bpf_site& s) {
   }
   if (s.load_saved) r.flags |= GMT_LOAD;
   if (s.return_address_at_rsp) r.flags |= GMT_RETADDR;
+  if (s.stamp_at_end) r.flags |= GMT_STAMP_END;
   r.group = s.group;
   if (s.dir && s.dir->capture < GMT_MAX_CAPTURES) {
     r.flags |= GMT_DIR;
@@ -99,6 +100,7 @@ struct bpf_probes::impl {
   std::vector<std::uint16_t> elem_offset;  // per site: of its directory's elements
   const std::function<void(const bpf_hit&)>* on_hit = nullptr;
   bpf_hit hit;  // reused: its vectors keep their capacity from record to record
+  std::vector<std::uint64_t> dir_ptrs;  // the directory of the record being handed on
 
   ~impl() {
     detach();
@@ -139,12 +141,16 @@ struct bpf_probes::impl {
     // clear() zeroes every bucket, empty or not: a thousand of them for each insert once one
     // large directory was seen.
     if (!h.dir_elems.empty()) h.dir_elems.clear();
-    if ((r->flags & GMT_DIR) && size >= sizeof(gmt_hit) && r->ndir > 0 && r->ndir <= GMT_MAX_DIR) {
-      h.captured.push_back({r->dir_addr, std::as_bytes(std::span(r->dir, r->ndir))});
+    if ((r->flags & GMT_DIR) && r->ndir > 0 && r->ndir <= GMT_MAX_DIR &&
+        size >= offsetof(gmt_hit, dir) + r->ndir * sizeof(gmt_dir_entry)) {
+      // The directory as the program has it, contiguous, for reads of it to find.
+      self->dir_ptrs.resize(r->ndir);
+      for (std::size_t i = 0; i < r->ndir; ++i) self->dir_ptrs[i] = r->dir[i].ptr;
+      h.captured.push_back({r->dir_addr, std::as_bytes(std::span(self->dir_ptrs))});
       for (std::size_t i = 0; i < r->ndir; ++i) {
-        if (r->dir[i] == 0) continue;
-        h.dir_elems.emplace(r->dir[i] + self->elem_offset[r->site],
-                            std::as_bytes(std::span(r->dir_elems[i])));
+        if (r->dir[i].ptr == 0) continue;
+        h.dir_elems.emplace(r->dir[i].ptr + self->elem_offset[r->site],
+                            std::as_bytes(std::span(r->dir[i].elems)));
       }
     }
     h.chain.clear();

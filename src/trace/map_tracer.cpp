@@ -77,7 +77,7 @@ map_tracer::map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_rea
     const entry_trap at = opts_.entry_past_push ? p.trap : entry_trap{p.breakpoint, 0};
     requests_.push_back({to_virt(at.addr, bias_), i, false});
     entry_pushed_.push_back(at.pushed);
-    if (p.spec->want_return && !folded_at_entry(p)) {
+    if (p.spec->want_return && !folded_at_entry(bin_, p)) {
       for (file_addr r : p.returns)
         requests_.push_back({to_virt(r, bias_), i, true, request_kind::ret});
     }
@@ -782,8 +782,10 @@ map_tracer::pending_call map_tracer::begin_call(const hit_context& ctx, const hi
   return c;
 }
 
-bool map_tracer::folded_at_entry(const resolved_probe& p) const {
-  return p.spec->wrapped && rehash_probe_ != SIZE_MAX;
+bool map_tracer::folded_at_entry(const go_binary& bin, const resolved_probe& p) {
+  return p.spec->wrapped &&
+         std::any_of(bin.probes().begin(), bin.probes().end(),
+                     [](const resolved_probe& q) { return q.spec->wraps_growth; });
 }
 
 // A grow or split inside a rehash: the growth it does is the rehash's (one event, timed and
@@ -824,7 +826,7 @@ void map_tracer::on_entry(const resolved_probe& p, std::size_t probe, const hit_
   const bool observed_only = !printed && opts_.observer && opts_.observe_high_volume;
   if (!printed && !observed_only) return;
   auto g = observed_only ? std::nullopt : goid(ctx.regs);
-  if (folded_at_entry(p)) {
+  if (folded_at_entry(bin_, p)) {
     fold_into_rehash(p, ctx, g);
     return;
   }

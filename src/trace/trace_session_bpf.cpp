@@ -65,6 +65,8 @@ bpf_site site_for(const go_binary& bin, const breakpoint_request& r, const trace
   const probe_spec& s = *p.spec;
   bpf_site b;
   b.group = static_cast<std::uint32_t>(r.probe);
+  b.stamp_at_end =
+      s.want_return && (r.kind == request_kind::entry || r.kind == request_kind::inlined_body);
   auto mem = [&](int reg, std::uint64_t offset, std::uint64_t len) {
     b.captures.push_back(
         {bpf_capture::from::reg, reg, static_cast<std::int32_t>(offset),
@@ -75,6 +77,9 @@ bpf_site site_for(const go_binary& bin, const breakpoint_request& r, const trace
   const bool observed = o.observer && o.observe_high_volume;
   switch (r.kind) {
     case request_kind::entry:
+      // Folded into the rehash being timed around it: the less done here, the less of the
+      // tracer in that duration (map_tracer::fold_into_rehash reads registers alone).
+      if (map_tracer::folded_at_entry(bin, p)) return b;
       if (!printed && !observed) {
         // Counted against its map, whose header map_tracer reads at every insert (size and
         // hash seed: a new map at a reused address) and, for a map met for the first time,

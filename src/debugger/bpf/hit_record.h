@@ -33,6 +33,9 @@
  * (a count) pointers; for each, GMT_DIR_ELEM_BYTES at pointer + elem_off. Such records carry
  * the whole of gmt_hit, dir[] included. */
 #define GMT_DIR 8u
+/* An entry of a timed call: stamp the record when the program is done, so that its own work
+ * is not inside the call's duration (a return is stamped when its program starts). */
+#define GMT_STAMP_END 16u
 
 struct gmt_capture {
   __u8 base;
@@ -68,10 +71,19 @@ struct gmt_saved_key {
   __u32 pad;
 };
 
+/* One directory entry as sent: the pointer and the bytes read from it. */
+struct gmt_dir_entry {
+  __u64 ptr;
+  __u8 elems[GMT_DIR_ELEM_BYTES];
+  __u8 pad[8 - GMT_DIR_ELEM_BYTES];
+};
+
 /* A record: a fixed head, then the tail's used part only (captures, each rounded up to 8
- * bytes, then the call chain), then for GMT_DIR records the directory. Packed so that an
- * insert's record is ~300 bytes, not the ~800 a fixed layout needs: twice the records fit in
- * the ring buffer before a slow reader makes it drop. */
+ * bytes, then the call chain), or for GMT_DIR records the whole tail and the ndir entries of
+ * the directory that were read. Packed so that an insert's record is ~300 bytes, not the ~800
+ * a fixed layout needs, and a growth's ~2.3 KB for a few tables, not 12 KB: twice the records
+ * fit in the ring buffer before a slow reader makes it drop, and the copy of a growth's
+ * entry record does not sit inside the growth's duration. */
 #define GMT_TAIL_WORDS 256 /* captures (<= 4 * 8 words) + [rsp] + GMT_MAX_FRAMES */
 struct gmt_hit {
   __u32 site;
@@ -88,9 +100,10 @@ struct gmt_hit {
   __u32 ndir;      /* GMT_DIR: directory entries read */
   __u64 dir_addr;
   __u64 tail[GMT_TAIL_WORDS];
-  /* GMT_DIR records only (the others end after their frames). */
-  __u64 dir[GMT_MAX_DIR];
-  __u8 dir_elems[GMT_MAX_DIR][GMT_DIR_ELEM_BYTES];
+  /* GMT_DIR records only (the others end after their frames), ndir entries of it sent. */
+  struct gmt_dir_entry dir[GMT_MAX_DIR];
+  /* Never sent: the directory's pointers as read in one go, before they are spread out. */
+  __u64 dir_raw[GMT_MAX_DIR];
 };
 
 #endif

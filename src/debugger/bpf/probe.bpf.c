@@ -132,11 +132,13 @@ struct dir_walk {
 static long read_dir_elem(__u64 i, void *ctx) {
   struct dir_walk *w = ctx;
   if (i >= GMT_MAX_DIR) return 1;
-  __u64 p = w->h->dir[i];
-  if (p == 0 || bpf_probe_read_user(w->h->dir_elems[i], GMT_DIR_ELEM_BYTES,
+  struct gmt_dir_entry *d = &w->h->dir[i];
+  __u64 p = w->h->dir_raw[i];
+  d->ptr = p;
+  if (p == 0 || bpf_probe_read_user(d->elems, GMT_DIR_ELEM_BYTES,
                                     (const void *)(p + w->elem_off)) != 0) {
-    w->h->dir_elems[i][0] = 0;
-    w->h->dir_elems[i][1] = 0;
+    d->elems[0] = 0;
+    d->elems[1] = 0;
   }
   return 0;
 }
@@ -155,7 +157,7 @@ static __always_inline void follow_dir(struct gmt_hit *h, const struct gmt_site 
   __builtin_memcpy(&ptr, bytes + at + (po & (GMT_CAPTURE_BYTES - 1)), 8);
   __builtin_memcpy(&len, bytes + at + (lo & (GMT_CAPTURE_BYTES - 1)), 8);
   if (ptr == 0 || len == 0 || len > GMT_MAX_DIR) return;
-  if (bpf_probe_read_user(h->dir, (__u32)len * 8, (const void *)ptr) != 0) return;
+  if (bpf_probe_read_user(h->dir_raw, (__u32)len * 8, (const void *)ptr) != 0) return;
   struct dir_walk w = {.h = h, .elem_off = s->elem_off};
   bpf_loop((__u32)len, read_dir_elem, &w, 0);
   h->ndir = (__u32)len;
@@ -197,9 +199,13 @@ int gmt_hit(struct pt_regs *ctx) {
   h->ndir = 0;
   if (s->flags & GMT_DIR) {
     follow_dir(h, s);
-    size = sizeof(*h);
+    __u32 ndir = h->ndir;
+    if (ndir > GMT_MAX_DIR) ndir = GMT_MAX_DIR;
+    size = __builtin_offsetof(struct gmt_hit, dir) + (__u64)ndir * sizeof(struct gmt_dir_entry);
   }
-  if (size > sizeof(*h)) size = sizeof(*h);
+  if (size > __builtin_offsetof(struct gmt_hit, dir_raw))
+    size = __builtin_offsetof(struct gmt_hit, dir_raw);
+  if (s->flags & GMT_STAMP_END) h->time_ns = bpf_ktime_get_ns();
   /* Never wake the reader: a wakeup is an irq_work, a self-IPI per record (an APIC write,
    * a VM exit under a hypervisor: a third of the cost per hit measured here while the reader
    * was behind). The reader polls on its own, without sleeping while records keep coming. */

@@ -292,7 +292,9 @@ void trace_session::finish_bpf_stats() {
   }
   outcome_.backend_note = fmt::format(
       "--bpf: {} uprobe hit(s), {:.2f} µs each in the BPF program (plus the kernel's uprobe "
-      "trap); durations are BPF timestamps and carry no tracer stop, so none was corrected; "
+      "trap); durations are BPF timestamps, not corrected: they carry no tracer stop, but the "
+      "exit of the entry's trap, the entry of the return's, and any uprobe hit inside the "
+      "call (the grow or split in a Swiss rehash) are included; "
       "events were still being written {:.1f} ms after the program's end (or the detach)",
       hits, hits ? static_cast<double>(prog_ns) / static_cast<double>(hits) / 1000.0 : 0.0,
       static_cast<double>(outcome_.bpf_drain_ns) / 1e6);

@@ -10,16 +10,17 @@
 
 #include <chrono>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <numeric>
-#include <sstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "support/run.hpp"
 #include "support/shell.hpp"
 #include "support/testdata.hpp"
+#include "support/uprobe_counter.hpp"
 
 using namespace gomaptrace;
 using namespace gomaptrace::testing;
@@ -265,11 +266,13 @@ double median3(std::vector<double> v) {
 // The program's own clock, untraced, is the truth. Each untraced figure is already a median
 // over repetitions inside the program, and the median of three runs around the traced one:
 // on shared cores single runs vary by 2-3x. Within one attempt the comparison is strict.
-TEST(answers, corrected_latency_agrees_with_the_programs_own_clock) {
+// `backend` is empty (ptrace: stops taken out with the calibrated cost) or "--bpf" (BPF
+// timestamps, nothing taken out: issue 10's "holds under --bpf with no correction").
+void expect_latency_agrees(const std::string& backend) {
   int checked = 0;
   for (const testdata_build* b : builds_of("latency")) {
     if (b->variant != "default" || (b->label != "go1.23" && b->label != "go1.26")) continue;
-    SCOPED_TRACE(b->name());
+    SCOPED_TRACE(b->name() + " " + backend);
     ++checked;
     bool ok = false;
     for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
@@ -281,7 +284,9 @@ TEST(answers, corrected_latency_agrees_with_the_programs_own_clock) {
         fill.push_back(t.fill_ns);
       };
       untraced();
-      json j = summary_of({b->path.string()});
+      std::vector<std::string> argv = {b->path.string()};
+      if (!backend.empty()) argv.insert(argv.begin(), backend);
+      json j = summary_of(argv);
       untraced();
       untraced();
       const json* pre = site(j, "main.presize");
@@ -290,17 +295,24 @@ TEST(answers, corrected_latency_agrees_with_the_programs_own_clock) {
       const double init_p50 = (*pre)["init_ns"]["p50"].get<double>();
       const double grow_p50 = (*grow)["grow_ns"]["p50"].get<double>();
       const double make_ns = median3(make), fill_ns = median3(fill);
-      std::cout << b->name() << ": make(map, 3000) untraced p50 " << make_ns
-                << " ns, traced and corrected p50 " << init_p50 << " ns (raw stop "
-                << j["overhead"]["stop_ns"] << " ns on " << j["overhead"]["clock"]
-                << "); fill untraced p50 " << fill_ns << " ns, corrected growth per map p50 "
-                << grow_p50 << " ns\n";
-      // Growth is checked on classic maps only. On Swiss maps the corrected growth per map
-      // comes out at 1.2-1.4x the untraced whole fill (measured 2026-11-26, load ~18): with a
-      // stop at every insert the table is cold in the cache when it grows, which no per-stop
-      // subtraction can remove (dropping the inner grow/split stops changed nothing). Printed
-      // above; not yet met.
+      std::cout << b->name() << " " << (backend.empty() ? "ptrace" : backend)
+                << ": make(map, 3000) untraced p50 " << make_ns << " ns, traced p50 " << init_p50
+                << " ns (stop cost taken out: "
+                << (j.contains("overhead") ? j["overhead"]["stop_ns"].dump() + " ns" : "none")
+                << "); fill untraced p50 " << fill_ns << " ns, growth per map p50 " << grow_p50
+                << " ns\n";
+      // Growth is checked on classic maps only. On Swiss maps the growth per map comes out
+      // at 0.9-1.4x the untraced whole fill with ptrace and 0.7-1.1x with --bpf (measured
+      // 2026-11-26, six runs each, load ~1): with a trap at every insert the table is cold in
+      // the cache when it grows, and each growth holds the traps of its entry's exit, its
+      // return's entry and the inner grow or split. Printed above; not met reliably.
       const bool growth_ok = j["map_impl"] == "swiss" || grow_p50 < fill_ns;
+      // --bpf corrects nothing, and says so.
+      if (!backend.empty()) {
+        EXPECT_FALSE(j.contains("overhead")) << j["overhead"].dump();
+        EXPECT_NE(j["backend_note"].get<std::string>().find("not corrected"), std::string::npos)
+            << j["backend_note"];
+      }
       // 2.5x, not 2x: with the stops' own cost taken out (near/far, measured 1.4 and ~3.5 us)
       // the traced make still spends 1.5-2.2x its untraced CPU time on both builds
       // (measured 2026-11-26, load ~3): the thread resumes after each stop with its caches
@@ -308,12 +320,23 @@ TEST(answers, corrected_latency_agrees_with_the_programs_own_clock) {
       // bound no longer tells a missing subtraction from a present one (that is
       // map_tracer.far_stops_inside_a_timed_call_subtract_the_far_cost); it catches
       // over-subtraction and miscosted stops: with one median of near and far stops, as
-      // before, go1.23's figure swung from 0 to 3x and CI failed on it.
+      // before, go1.23's figure swung from 0 to 3x and CI failed on it. --bpf: 1.0-1.2x
+      // (go1.26) and 1.5-1.7x (go1.23), once 2.0x, measured the same day: the exit of the
+      // entry's trap and the entry of the return's are inside the call.
       ok = init_p50 >= 0.5 * make_ns && init_p50 <= 2.5 * make_ns && growth_ok;
     }
-    EXPECT_TRUE(ok) << "corrected figures outside 0.5x-2.5x of the program's own, twice";
+    EXPECT_TRUE(ok) << "traced figures outside 0.5x-2.5x of the program's own, twice";
   }
   if (checked == 0) GTEST_SKIP() << "no latency builds";
+}
+
+TEST(answers, corrected_latency_agrees_with_the_programs_own_clock) {
+  expect_latency_agrees("");
+}
+
+TEST(answers, bpf_latency_agrees_with_the_programs_own_clock_uncorrected) {
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  expect_latency_agrees("--bpf");
 }
 
 namespace {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "gomaptrace/map_tracer.hpp"
+
 namespace gomaptrace {
 
 namespace {
@@ -75,6 +77,8 @@ nlohmann::json inspect_json(const go_binary& bin) {
                {"entry_int3", hex(p.trap.addr)},
                {"entry_int3_pushed", p.trap.pushed},
                {"returns", r},
+               // Whether a trace plants them (a grow or split is folded into its rehash).
+               {"returns_planted", p.spec->want_return && !map_tracer::folded_at_entry(bin, p)},
                {"source", p.source},
                {"breakpoint_source", p.breakpoint == p.entry ? "entry (no stack check)"
                                                              : "after stack check (decoded)"}};
@@ -139,7 +143,9 @@ void write_inspect_text(std::ostream& out, const go_binary& bin) {
                      "int3", "source", "returns");
   for (const resolved_probe& p : bin.probes()) {
     std::string rets;
-    if (p.spec->want_return) {
+    if (map_tracer::folded_at_entry(bin, p)) {
+      rets = "- (folded into rehash at its entry)";
+    } else if (p.spec->want_return) {
       for (file_addr a : p.returns) rets += (rets.empty() ? "" : " ") + hex(a);
     } else {
       rets = "-";

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "gomaptrace/event_output.hpp"
+#include "gomaptrace/expect_checker.hpp"
 
 namespace gomaptrace {
 
@@ -15,16 +16,15 @@ struct percentiles {
   std::uint64_t p50 = 0, p90 = 0, p99 = 0, max = 0, total = 0;
   double mean = 0;
 };
+// The same nearest-rank percentiles --expect checks (expect_checker's percentile): a CI job
+// asserting grow_ns_p50 must see the figure the summary printed.
 percentiles compute(std::vector<std::uint64_t> v) {
   percentiles p;
   if (v.empty()) return p;
   std::sort(v.begin(), v.end());
-  auto at = [&](double q) {
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1) + 0.5))];
-  };
-  p.p50 = at(0.5);
-  p.p90 = at(0.9);
-  p.p99 = at(0.99);
+  p.p50 = percentile(v, 0.5);
+  p.p90 = percentile(v, 0.9);
+  p.p99 = percentile(v, 0.99);
   p.max = v.back();
   p.total = std::accumulate(v.begin(), v.end(), std::uint64_t{0});
   p.mean = static_cast<double>(p.total) / static_cast<double>(v.size());

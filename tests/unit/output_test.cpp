@@ -7,6 +7,7 @@
 
 #include "gomaptrace/chrome_trace.hpp"
 #include "gomaptrace/event_output.hpp"
+#include "gomaptrace/expect_checker.hpp"
 #include "gomaptrace/summary_output.hpp"
 
 using namespace gomaptrace;
@@ -222,6 +223,13 @@ TEST(summary, json_has_hits_version_impl_and_exit_status) {
   ASSERT_EQ(j["sites"].size(), 1u);
   EXPECT_EQ(j["sites"][0]["init_ns"]["p50"], 200);
   EXPECT_EQ(j["sites"][0]["init_ns"]["max"], 300);
+  // An even count: the summary's percentiles are --expect's (nearest rank), not a rounded
+  // interpolation that printed 30 where `init_ns_p50 == 20` held.
+  st.sites["/src/main.go:31"].init_ns = {40, 10, 30, 20};
+  j = summary_json(st, run);
+  EXPECT_EQ(j["sites"][0]["init_ns"]["p50"], 20);
+  EXPECT_EQ(j["sites"][0]["init_ns"]["p90"], 40);
+  EXPECT_EQ(j["sites"][0]["init_ns"]["p50"], percentile({40, 10, 30, 20}, 0.5));
 
   std::ostringstream text;
   write_summary_text(text, st, run);

@@ -391,14 +391,19 @@ TEST(map_tracer, far_stops_inside_a_timed_call_subtract_the_far_cost) {
   EXPECT_EQ(t.stats().calibration.used, "start-up");
 }
 
+// A Swiss map of 14 entries in one table of 16 slots: its next insert rehashes (grows) it.
+constexpr std::uint64_t m = 0x5000'0000, table = 0x5200'0000;
+const std::string maps = "internal/runtime/maps.(*table).";
+void put_full_small_table(tracer_fixture& t) {
+  t.put_map(m, 14, 3);
+  t.put_table(table, 16);
+}
+
 TEST(map_tracer, a_swiss_rehash_and_its_grow_are_one_growth_timed_by_the_outer_call) {
   auto path = build("go1.26");
   if (!path) GTEST_SKIP() << "no go1.26 sites build";
   tracer_fixture t(*path);
-  constexpr std::uint64_t m = 0x5000'0000, table = 0x5200'0000;
-  t.put_map(m, 14, 3);
-  t.put_table(table, 16);
-  const std::string maps = "internal/runtime/maps.(*table).";
+  put_full_small_table(t);
   t.hit("runtime.mapassign_fast64", false, g1, {.rbx = m}, 0);
   t.hit(maps + "rehash", false, g1, {.rax = table, .rcx = m}, 1000);
   t.hit(maps + "grow", false, g1, {.rax = table, .rcx = m, .rdi = 32}, 1500);
@@ -437,10 +442,7 @@ TEST(map_tracer, a_grow_whose_rehash_began_unseen_is_counted_untimed) {
   auto path = build("go1.26");
   if (!path) GTEST_SKIP() << "no go1.26 sites build";
   tracer_fixture t(*path);
-  constexpr std::uint64_t m = 0x5000'0000, table = 0x5200'0000;
-  t.put_map(m, 14, 3);
-  t.put_table(table, 16);
-  const std::string maps = "internal/runtime/maps.(*table).";
+  put_full_small_table(t);
   t.hit(maps + "grow", false, g1, {.rax = table, .rcx = m, .rdi = 32}, 1500);
   t.hit(maps + "rehash", true, g1, {}, 9000);
   t.finish();

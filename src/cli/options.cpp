@@ -1,6 +1,7 @@
 #include "options.hpp"
 
 #include <fmt/core.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +14,14 @@
 namespace gomaptrace::cli {
 
 namespace {
+
+// CPUs this process may run on (and a program it launches, which inherits the mask).
+int allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
 
 [[noreturn]] void usage(const std::string& what) {
   throw fatal_error(exit_code::usage, what);
@@ -103,6 +112,11 @@ void check_and_convert(trace_options& o, const raw_options& raw) {
   }
   if (!raw.poll.empty()) {
     o.poll_us = static_cast<int>(whole_number("--poll", raw.poll, 0, 100000, "not a number of us"));
+  } else if (allowed_cpus() == 1) {
+    // Run on one CPU (taskset -c N), gomaptrace and the program share it: polling for the
+    // next stop would take that CPU from the very thread that must reach the stop. Measured
+    // (hotloop 1e5, one CPU): 0.63 s polling 50 us, 0.50 s not polling.
+    o.poll_us = 0;
   }
   if (o.clock != "cpu" && o.clock != "wall") {
     usage(fmt::format("--latency-clock {}: cpu or wall", o.clock));
@@ -253,7 +267,7 @@ std::string help_text() {
       "  --latency-clock CLOCK  cpu (default: the thread's CPU time) or wall, for makemap and\n"
       "                         growth times; either way minus the tracer's calibrated stops\n"
       "  --poll US              poll for the next stop this long before sleeping (default 50,\n"
-      "                         0 to 100000; 0: never poll, for when no CPU can be spared)\n"
+      "                         or 0 when run on one CPU; 0 to 100000; 0: never poll)\n"
       "  FILE may be - (standard output); %p becomes gomaptrace's pid, %b PROG's file name.\n"
       "\n"
       "Processes:\n"

@@ -101,3 +101,46 @@ TEST(trace_floor, ptrace_requests_per_hit_are_the_one_stop_floors_three) {
 }
 
 }  // namespace
+
+namespace {
+// wait4 calls gomaptrace makes (strace, no -f), and how many of them polled (WNOHANG).
+std::pair<std::uint64_t, std::uint64_t> count_waits(const std::vector<std::string>& argv) {
+  temp_dir d;
+  const auto log = d.path() / "strace";
+  std::vector<std::string> cmd = {
+      "strace", "-o", log.string(), "-e", "trace=wait4", "-E", "ASAN_OPTIONS=detect_leaks=0"};
+  cmd.insert(cmd.end(), argv.begin(), argv.end());
+  auto r = run_command(cmd);
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::uint64_t waits = 0, polls = 0;
+  std::istringstream in(slurp(log));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("wait4(") == std::string::npos) continue;
+    ++waits;
+    if (line.find("WNOHANG") != std::string::npos) ++polls;
+  }
+  return {waits, polls};
+}
+}  // namespace
+
+// Run on one CPU (taskset), gomaptrace and the program share it: polling for the next stop
+// would keep from that CPU the thread that must reach the stop, so by default it does not
+// poll there. An explicit --poll still polls (the control: it shows the count can fail).
+TEST(trace_floor, on_one_cpu_gomaptrace_waits_without_polling) {
+  if (shell_output("command -v strace").empty())
+    GTEST_FAIL() << "strace is not installed (scripts/install-deps.sh installs it)";
+  const testdata_build* b = find_build("makehints", "go1.26");
+  ASSERT_TRUE(b);
+  const std::vector<std::string> one_cpu = {"taskset",           "-c", "0",
+                                            gomaptrace_binary(), "-q", "--no-summary"};
+  auto argv = one_cpu;
+  argv.push_back(b->path.string());
+  const auto [waits, polls] = count_waits(argv);
+  EXPECT_GT(waits, 100u);
+  EXPECT_EQ(polls, 0u) << waits << " wait4 calls";
+  argv = one_cpu;
+  argv.insert(argv.end(), {"--poll", "50", b->path.string()});
+  const auto [waits50, polls50] = count_waits(argv);
+  EXPECT_GT(polls50, waits50 / 2) << waits50 << " wait4 calls";
+}

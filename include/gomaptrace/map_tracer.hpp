@@ -218,6 +218,13 @@ struct trace_stats {
   std::map<std::vector<std::uint64_t>, profile_entry> profile;  // key: the stack's pcs
 };
 
+using stack_profile = std::map<std::vector<std::uint64_t>, profile_entry>;
+// Adds `from` into `into` (the images of one -f trace into the totals). Two images' stacks
+// may share their pcs and name other code (two binaries, one exec'd by the other): entries
+// merge only when every frame names the same function, file and line; otherwise the entry is
+// kept apart under its pcs and a marker (the key is for merging only; output reads stacks).
+void merge_profile(stack_profile& into, const stack_profile& from);
+
 class map_tracer {
  public:
   map_tracer(const go_binary& bin, std::uint64_t load_bias, memory_reader read, tracer_options opts,

@@ -1131,6 +1131,28 @@ std::uint64_t map_tracer::growth_bytes(const map_event& e, std::uint64_t type_ad
   return value(e.fields, "capacity") / slots_per_group * unit;
 }
 
+void merge_profile(stack_profile& into, const stack_profile& from) {
+  auto same_lines = [](const std::vector<stack_frame>& a, const std::vector<stack_frame>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](const stack_frame& x, const stack_frame& y) {
+                        return x.function == y.function && x.file == y.file && x.line == y.line &&
+                               x.inlined == y.inlined;
+                      });
+  };
+  for (const auto& [pcs, e] : from) {
+    std::vector<std::uint64_t> key = pcs;
+    for (;;) {
+      auto [it, fresh] = into.try_emplace(key, e);
+      if (fresh) break;
+      if (same_lines(it->second.stack, e.stack)) {
+        it->second += e;
+        break;
+      }
+      key.push_back(~std::uint64_t{0});  // no code lives there: a key no stack has
+    }
+  }
+}
+
 std::string_view to_string(site_kind k) {
   return k == site_kind::made ? "made" : "first_seen";
 }

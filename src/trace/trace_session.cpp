@@ -727,10 +727,7 @@ void add_stats(trace_stats& into, const trace_stats& s) {
     into.clock = s.clock;
   }
   into.clock_fallbacks += s.clock_fallbacks;
-  for (const auto& [pcs, e] : s.profile) {
-    auto [it, fresh] = into.profile.try_emplace(pcs, e);
-    if (!fresh) it->second += e;
-  }
+  merge_profile(into.profile, s.profile);
 }
 }  // namespace
 

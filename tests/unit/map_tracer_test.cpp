@@ -458,5 +458,32 @@ TEST(map_tracer, a_grow_whose_rehash_began_unseen_is_counted_untimed) {
   EXPECT_EQ(timed, 0u);
 }
 
+// -f: two images may share a stack's pcs with other code behind them. Their entries merge
+// into the totals only when the stacks name the same lines.
+TEST(map_tracer, profiles_merge_by_pcs_only_when_the_lines_agree) {
+  const std::vector<std::uint64_t> pcs{0x401000, 0x402000};
+  auto entry = [&](const std::string& fn, std::uint64_t grows) {
+    profile_entry e;
+    e.stack = {{pcs[0], fn, "/a.go", 10, false}, {pcs[1], "main.main", "/a.go", 20, false}};
+    e.grows = grows;
+    return e;
+  };
+  stack_profile into{{pcs, entry("main.fill", 2)}};
+  merge_profile(into, stack_profile{{pcs, entry("main.fill", 3)}});  // the same code
+  ASSERT_EQ(into.size(), 1u);
+  EXPECT_EQ(into.begin()->second.grows, 5u);
+  merge_profile(into, stack_profile{{pcs, entry("main.other", 7)}});  // other code, same pcs
+  ASSERT_EQ(into.size(), 2u);
+  std::map<std::string, std::uint64_t> grows;
+  for (const auto& [k, e] : into) grows[e.stack[0].function] += e.grows;
+  EXPECT_EQ(grows["main.fill"], 5u);
+  EXPECT_EQ(grows["main.other"], 7u);
+  merge_profile(into, stack_profile{{pcs, entry("main.other", 1)}});  // finds its own again
+  ASSERT_EQ(into.size(), 2u);
+  grows.clear();
+  for (const auto& [k, e] : into) grows[e.stack[0].function] += e.grows;
+  EXPECT_EQ(grows["main.other"], 8u);
+}
+
 }  // namespace
 }  // namespace gomaptrace

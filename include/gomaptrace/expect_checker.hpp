@@ -96,5 +96,7 @@ class expect_checker : public event_sink {
 
 // Percentile by nearest rank over a copy (p in [0, 1]); 0 for no values.
 [[nodiscard]] std::uint64_t percentile(std::vector<std::uint64_t> v, double p);
+// The same over values already sorted ascending (several percentiles of one set).
+[[nodiscard]] std::uint64_t percentile_of_sorted(const std::vector<std::uint64_t>& v, double p);
 
 }  // namespace gomaptrace

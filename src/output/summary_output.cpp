@@ -22,9 +22,9 @@ percentiles compute(std::vector<std::uint64_t> v) {
   percentiles p;
   if (v.empty()) return p;
   std::sort(v.begin(), v.end());
-  p.p50 = percentile(v, 0.5);
-  p.p90 = percentile(v, 0.9);
-  p.p99 = percentile(v, 0.99);
+  p.p50 = percentile_of_sorted(v, 0.5);
+  p.p90 = percentile_of_sorted(v, 0.9);
+  p.p99 = percentile_of_sorted(v, 0.99);
   p.max = v.back();
   p.total = std::accumulate(v.begin(), v.end(), std::uint64_t{0});
   p.mean = static_cast<double>(p.total) / static_cast<double>(v.size());

@@ -35,8 +35,12 @@ run_counts counts_from_hits(const go_binary& bin,
 }
 
 std::uint64_t percentile(std::vector<std::uint64_t> v, double p) {
-  if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
+  return percentile_of_sorted(v, p);
+}
+
+std::uint64_t percentile_of_sorted(const std::vector<std::uint64_t>& v, double p) {
+  if (v.empty()) return 0;
   // Nearest rank: the smallest value with at least p of the values at or below it.
   auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
   return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];

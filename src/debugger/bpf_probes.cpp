@@ -145,13 +145,13 @@ struct bpf_probes::impl {
         size >= offsetof(gmt_hit, dir) + r->ndir * sizeof(gmt_dir_entry)) {
       // The directory as the program has it, contiguous, for reads of it to find.
       self->dir_ptrs.resize(r->ndir);
-      for (std::size_t i = 0; i < r->ndir; ++i) self->dir_ptrs[i] = r->dir[i].ptr;
-      h.captured.push_back({r->dir_addr, std::as_bytes(std::span(self->dir_ptrs))});
       for (std::size_t i = 0; i < r->ndir; ++i) {
+        self->dir_ptrs[i] = r->dir[i].ptr;
         if (r->dir[i].ptr == 0) continue;
         h.dir_elems.emplace(r->dir[i].ptr + self->elem_offset[r->site],
                             std::as_bytes(std::span(r->dir[i].elems)));
       }
+      h.captured.push_back({r->dir_addr, std::as_bytes(std::span(self->dir_ptrs))});
     }
     h.chain.clear();
     const std::size_t at = r->frames_at;

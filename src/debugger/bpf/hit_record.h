@@ -31,7 +31,7 @@
 #define GMT_RETADDR 4u /* [rsp] is the direct caller's return address: send it as frames[0] */
 /* Follow a directory: in the bytes of capture dir_cap, a pointer at dir_ptr_off to dir_len_off
  * (a count) pointers; for each, GMT_DIR_ELEM_BYTES at pointer + elem_off. Such records carry
- * the whole of gmt_hit, dir[] included. */
+ * the whole tail and the ndir entries of dir[] that were read. */
 #define GMT_DIR 8u
 /* An entry of a timed call: stamp the record when the program is done, so that its own work
  * is not inside the call's duration (a return is stamped when its program starts). */

@@ -36,6 +36,9 @@ struct launch_options {
   int stdin_fd = -1;             // dup2'ed onto 0/1/2 in the child when >= 0
   int stdout_fd = -1;
   int stderr_fd = -1;
+  // PTRACE_O_EXITKILL: the program dies with gomaptrace, which must not leave its int3s in a
+  // running program. Off when nothing of ours is ever written into it (--bpf).
+  bool kill_with_tracer = true;
 };
 
 // One range of a vectored read.

@@ -78,8 +78,9 @@ struct session_options {
   int pid = 0;                       // attach to this thread group instead of launching
   tracer_options tracer;
   // --bpf: uprobes running a BPF program at the same addresses, no stop per hit. A launched
-  // program is released from ptrace once they are attached; an attached one stays seized
-  // (for its exit status and signals) with no breakpoint in it.
+  // program is released from ptrace once they are attached; an attached one, or any under
+  // -f, stays seized (for its exit status, signals, children and execs) with no breakpoint
+  // in it, and is never killed by gomaptrace's end.
   bool bpf = false;
   bool need_grows = false;  // fail at open when the binary has no growth function to probe
   // Signals the stop policy may pass on: who sent the program its own copies is recorded, so
@@ -167,6 +168,7 @@ class trace_session {
   void tell(const std::string& line);
   void tell_released_children();
   void on_born(process& child, process& parent, int via);
+  void on_born_bpf(process& child, const image& parent, int via);
   void on_exec(process& p);
   bool run_to_new_entry(process& p, const std::string& image_name);
   void on_ended(process& p, const run_result& r);
@@ -175,10 +177,14 @@ class trace_session {
   void loop(const stop_policy& on_stop);
   void wait_untraced(const stop_policy& on_stop);
   const run_outcome& run_bpf(event_sink& sink, const stop_policy& on_stop);
-  void on_bpf_hit(const bpf_hit& h);
-  memory_reader bpf_reader(pid_t pid, std::uint64_t bias);
-  std::vector<bpf_site> bpf_sites(std::uint64_t bias) const;
-  void finish_bpf_stats();
+  image& trace_bpf_image(process& p, std::shared_ptr<const go_binary> bin, std::string binary);
+  void start_feed(image& im);
+  void on_bpf_hit(image& im, const bpf_hit& h);
+  memory_reader bpf_reader(image& im);
+  std::vector<bpf_site> bpf_sites(const image& im) const;
+  void finish_bpf(image& im);
+  void note_bpf_backend();
+  void finish_image(image& im);
   void total_up();
 
   session_options opts_;
@@ -193,15 +199,10 @@ class trace_session {
   std::uint64_t handler_errors_ = 0;
   std::string first_handler_error_;
   std::unique_ptr<uprobe_counters> counters_;
-  std::unique_ptr<map_tracer> tracer_;  // --bpf's
-  std::unique_ptr<bpf_probes> bpf_;
-  std::mutex output_mutex_;  // --bpf: tell() and the reader thread's events share a stream
-  const bpf_hit* bpf_current_ = nullptr;  // the record being decoded (consumer thread)
-  std::uint64_t bpf_late_reads_ = 0;      // reads not captured at the hit: made afterwards
-  std::uint64_t bpf_handler_errors_ = 0;
-  std::string bpf_first_error_;
-  trace_stats bpf_stats_;
-  std::vector<std::size_t> probe_of_counter_;  // counter index -> index into probes()
+  // --bpf: tell() and the reader threads' events share a stream.
+  std::mutex output_mutex_;
+  std::uint64_t bpf_hits_ = 0, bpf_prog_ns_ = 0;  // over every image, for the backend note
+  std::vector<std::size_t> probe_of_counter_;     // counter index -> index into probes()
   trace_stats count_stats_;
   std::optional<stop_calibration> calibration_;  // stop_cost()
   std::uint64_t start_ns_ = 0;

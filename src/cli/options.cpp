@@ -147,7 +147,6 @@ void check_and_convert(trace_options& o, const raw_options& raw) {
   if (o.count != count_mode::off && o.follow)
     usage("--count counts the program alone: -f cannot be used with it");
   // The BPF program's uprobes are filtered to the program's pid.
-  if (o.bpf && o.follow) usage("--bpf traces the program alone: -f cannot be used with it");
 }
 
 }  // namespace
@@ -272,9 +271,9 @@ std::string help_text() {
       "\n"
       "Processes:\n"
       "  -f, --follow           also trace the Go programs it starts (fork, os/exec, exec),\n"
-      "                         each with its own breakpoints; events say their pid, the\n"
-      "                         summary has each process and the total. Without -f they\n"
-      "                         run untraced (one line each)\n"
+      "                         each with its own breakpoints (uprobes with --bpf);\n"
+      "                         events say their pid, the summary has each process and\n"
+      "                         the total. Without -f they run untraced (one line each)\n"
       "\n"
       "Checks, for CI (status 111 when one fails and the program itself succeeded):\n"
       "  --expect EXPR          an assertion about the run; repeatable\n"

@@ -420,7 +420,8 @@ std::unique_ptr<process> process::launch(const std::string& path,
     p->finished_ = true;
     throw fatal_error(exit_code::launch_failed, fmt::format("cannot start {}", path));
   }
-  if (pt(PTRACE_SEIZE, pid, 0, base_options | PTRACE_O_EXITKILL) < 0) {
+  if (pt(PTRACE_SEIZE, pid, 0, base_options | (options.kill_with_tracer ? PTRACE_O_EXITKILL : 0)) <
+      0) {
     int e = errno;
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &raw, 0);

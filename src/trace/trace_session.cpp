@@ -20,6 +20,7 @@
 #include "gomaptrace/process.hpp"
 #include "gomaptrace/process_tree.hpp"
 #include "gomaptrace/uprobe_counters.hpp"
+#include "session_image.hpp"
 
 namespace gomaptrace {
 
@@ -278,19 +279,6 @@ trace_session::trace_session(session_options opts) : opts_(std::move(opts)) {
   outcome_.warnings = inlining_warnings(*bin_);
 }
 
-struct trace_session::image {
-  process* proc = nullptr;
-  std::shared_ptr<const go_binary> bin;
-  std::unique_ptr<thread_cpu_reader> cpu_clock;  // declared first: the tracer holds it
-  std::unique_ptr<map_tracer> tracer;
-  std::unordered_map<std::uint64_t, std::size_t> request_of_site;  // debugger site -> request
-  hit_handler handler;
-  process_figures figures;
-  bool open = true;
-  bool inherited = false;  // a child's image before its exec: its parent's program
-  bool vfork = false;      // ... in its parent's memory
-};
-
 trace_session::~trace_session() = default;
 
 // Measured once per session, for every image: the breakpoint path is gomaptrace's own.
@@ -309,7 +297,9 @@ void trace_session::start() {
   if (opts_.pid != 0) {
     proc_ = process::attach(opts_.pid);
   } else {
-    proc_ = process::launch(opts_.program, opts_.command);
+    launch_options lo;
+    lo.kill_with_tracer = !opts_.bpf;  // --bpf writes nothing into it: it may outlive us
+    proc_ = process::launch(opts_.program, opts_.command, lo);
   }
   root_ = proc_.get();
   outcome_.pid = proc_->pid();
@@ -322,7 +312,6 @@ int trace_session::pid() const {
 
 const trace_stats& trace_session::stats() const {
   if (counters_) return count_stats_;
-  if (bpf_) return bpf_stats_;
   return totals_;
 }
 
@@ -449,11 +438,20 @@ void trace_session::close_image(process& p, const std::string& end, const run_re
   image_of_.erase(it);
   im.open = false;
   im.figures.end = end;
+  if (im.bpf && end != "detached") im.bpf->gone = true;  // exec'd or ended: memory not its own
   if (r && r->what == run_result::kind::signaled) {
     im.figures.signal = r->signal;
     im.figures.exit_status = 128 + r->signal;
   } else if (r) {
     im.figures.exit_status = r->status;
+  }
+  finish_image(im);
+}
+
+void trace_session::finish_image(image& im) {
+  if (im.bpf) {
+    finish_bpf(im);
+    return;
   }
   im.tracer->finish();
   im.figures.stats = im.tracer->stats();
@@ -497,9 +495,13 @@ void trace_session::on_born(process& child, process& parent, int via) {
     child.detach();  // cannot happen: only traced images start traced processes
     return;
   }
+  const auto how = static_cast<released_child::how>(via);
+  if (opts_.bpf) {
+    on_born_bpf(child, *it->second, via);
+    return;
+  }
   image& im = trace_image(child, it->second->bin, it->second);
   im.inherited = true;
-  const auto how = static_cast<released_child::how>(via);
   if (!released_child::shares_memory(how)) {
     tell(fmt::format("process {} started process {} ({}): traced", parent.pid(), child.pid(),
                      to_string(how)));
@@ -537,9 +539,22 @@ void trace_session::on_exec(process& p) {
   std::string why = "not followed (no -f)";
   std::shared_ptr<go_binary> bin;
   if (opts_.follow && !ec) bin = analyse_image(path.string(), &why);
-  if (bin && !run_to_new_entry(p, image_name)) return;
+  // The uprobes of --bpf need no stop at the entry point: the kernel puts them into the new
+  // image's mapping, which exists at the exec stop.
+  if (bin && !opts_.bpf && !run_to_new_entry(p, image_name)) return;
+  if (bin && opts_.bpf) {
+    try {
+      image& im = trace_bpf_image(p, bin, path.string());
+      start_feed(im);
+    } catch (const fatal_error& e) {
+      why = e.what();
+      bin = nullptr;
+    }
+  } else if (bin) {
+    trace_image(p, bin, nullptr);
+  }
   if (bin) {
-    image& im = trace_image(p, bin, nullptr);
+    image& im = *image_of_.at(&p);
     im.figures.binary = path.string();
     tell(fmt::format("process {} exec'd {}: traced ({}, {} maps)", p.pid(), image_name,
                      im.figures.go_version, im.figures.map_impl));
@@ -736,8 +751,7 @@ void trace_session::total_up() {
   for (auto& im : images_) {
     if (im->open) {  // nothing ended it: the trace ended first (a detach)
       im->open = false;
-      im->tracer->finish();
-      im->figures.stats = im->tracer->stats();
+      finish_image(*im);
       im->figures.end = "detached";
     }
     add_stats(totals_, im->figures.stats);

@@ -1,5 +1,6 @@
 // trace_session's --bpf mode: uprobes at the same addresses as the breakpoints, a BPF program
 // that records what the decoder will read, and the same map_tracer turning records into events.
+#include <elf.h>
 #include <fmt/core.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "gomaptrace/process.hpp"
 #include "gomaptrace/process_tree.hpp"
 #include "gomaptrace/trace_session.hpp"
+#include "session_image.hpp"
 
 namespace gomaptrace {
 
@@ -137,32 +139,35 @@ void block_signals_in_this_thread() {
 
 }  // namespace
 
-void trace_session::on_bpf_hit(const bpf_hit& h) {
+void trace_session::on_bpf_hit(image& im, const bpf_hit& h) {
+  bpf_feed& f = *im.bpf;
   try {
     hit_context ctx;
-    ctx.pid = outcome_.pid;  // the uprobes fire for this process alone
+    ctx.pid = im.figures.pid;  // the uprobes fire for this process alone
     ctx.tid = h.tid;
     ctx.time_ns = h.time_ns > start_ns_ ? h.time_ns - start_ns_ : 0;
     const auto& g = h.regs;
     ctx.regs = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]};
     ctx.chain = &h.chain;
-    bpf_current_ = &h;
+    f.current = &h;
     std::lock_guard lock(output_mutex_);
-    tracer_->on_hit(h.site, ctx);
+    im.tracer->on_hit(h.site, ctx);
   } catch (const std::exception& e) {
-    if (bpf_handler_errors_++ == 0) bpf_first_error_ = e.what();
+    if (f.handler_errors++ == 0) f.first_error = e.what();
   }
-  bpf_current_ = nullptr;
+  f.current = nullptr;
 }
 
 // Memory as it was at the hit comes from the record being decoded; what the BPF program was
 // not asked to read (type descriptors, a directory too large) is read now, from the live
 // program, or from the file when the program has gone (type names live in its read-only data).
-memory_reader trace_session::bpf_reader(pid_t pid, std::uint64_t bias) {
-  const elf_file& elf = bin_->elf();
-  return [this, pid, bias, &elf](std::uint64_t addr,
-                                 std::size_t len) -> expected<std::vector<std::byte>> {
-    if (const bpf_hit* h = bpf_current_) {
+memory_reader trace_session::bpf_reader(image& im) {
+  const elf_file& elf = im.bin->elf();
+  bpf_feed* f = im.bpf.get();
+  const pid_t pid = im.figures.pid;
+  return [f, pid, &elf](std::uint64_t addr, std::size_t len) -> expected<std::vector<std::byte>> {
+    const std::uint64_t bias = f->bias;
+    if (const bpf_hit* h = f->current) {
       if (len == bpf_dir_elem_bytes) {
         if (auto e = h->dir_elems.find(addr); e != h->dir_elems.end())
           return std::vector<std::byte>(e->second.begin(), e->second.end());
@@ -174,146 +179,227 @@ memory_reader trace_session::bpf_reader(pid_t pid, std::uint64_t bias) {
         }
       }
     }
+    // Read-only data (type descriptors and their names, in a non-PIE binary) is the file's:
+    // read there, it is right even when the process has exec'd another program since the hit
+    // (records are decoded a little after the hits, while the program runs on).
+    const elf_section* sec = addr >= bias ? elf.section_at(file_addr(addr - bias)) : nullptr;
+    if (sec && !(sec->flags & SHF_WRITE)) {
+      if (auto r = elf.read(file_addr(addr - bias), len))
+        return std::vector<std::byte>(r->begin(), r->end());
+    }
     std::vector<std::byte> buf(len);
     iovec local{buf.data(), len};
     iovec remote{reinterpret_cast<void*>(addr), len};
-    if (::process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len)) {
-      if (!elf.section_at(file_addr(addr - bias))) ++bpf_late_reads_;
+    if (!f->gone &&
+        ::process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len)) {
+      if (!sec) ++f->late_reads;
       return buf;
     }
-    if (addr >= bias) {
-      if (auto f = elf.read(file_addr(addr - bias), len))
-        return std::vector<std::byte>(f->begin(), f->end());
+    if (sec) {
+      if (auto r = elf.read(file_addr(addr - bias), len))
+        return std::vector<std::byte>(r->begin(), r->end());
     }
     return unexpected(fmt::format("cannot read {} bytes at {:#x}", len, addr));
   };
 }
 
 // One site per breakpoint request, at the same instruction, placed by its file offset.
-std::vector<bpf_site> trace_session::bpf_sites(std::uint64_t bias) const {
+std::vector<bpf_site> trace_session::bpf_sites(const image& im) const {
   std::vector<bpf_site> sites;
-  for (const breakpoint_request& r : tracer_->breakpoints()) {
-    sites.push_back(site_for(*bin_, r, opts_.tracer));
-    auto off = bin_->elf().file_offset_of(file_addr(r.addr.value() - bias));
+  const std::uint64_t bias = im.bpf->bias;
+  for (const breakpoint_request& r : im.tracer->breakpoints()) {
+    sites.push_back(site_for(*im.bin, r, opts_.tracer));
+    auto off = im.bin->elf().file_offset_of(file_addr(r.addr.value() - bias));
     if (!off) {
       throw fatal_error(exit_code::trace_failed,
                         fmt::format("--bpf: {:#x} ({}) is not in the file", r.addr.value(),
-                                    bin_->probes()[r.probe].symbol));
+                                    im.bin->probes()[r.probe].symbol));
     }
     sites.back().offset = *off;
   }
   return sites;
 }
 
-const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& on_stop) {
-  if (!proc_) start();
-  outcome_.backend = "bpf";
-  const std::uint64_t bias = bin_->elf().is_pie() ? proc_->load_bias(bin_->elf().entry()) : 0;
-  const pid_t pid = proc_->pid();
+// An image traced with uprobes: its tracer and its probes, attached to process `p` (which
+// runs `binary`) before it runs another instruction. Throws fatal_error when they cannot be.
+trace_session::image& trace_session::trace_bpf_image(process& p,
+                                                     std::shared_ptr<const go_binary> bin,
+                                                     std::string binary) {
+  auto im = std::make_unique<image>();
+  im->proc = &p;
+  im->bin = std::move(bin);
+  const go_binary& b = *im->bin;
+  im->figures.pid = p.pid();
+  im->figures.binary = std::move(binary);
+  im->figures.go_version = b.version().raw;
+  im->figures.map_impl = std::string(to_string(b.impl()));
+  im->handler = [](const breakpoint_hit&) {};  // no breakpoint is planted: never called
+  im->bpf = std::make_unique<bpf_feed>();
+  im->bpf->bias = b.elf().is_pie() ? p.load_bias(b.elf().entry()) : 0;
   tracer_options o = opts_.tracer;
   o.entry_past_push = false;  // uprobes: the kernel emulates the push, not the mov after it
-  tracer_ = std::make_unique<map_tracer>(*bin_, bias, bpf_reader(pid, bias), o, sink);
-  const std::vector<bpf_site> sites = bpf_sites(bias);
-  bpf_ = bpf_probes::attach(opts_.program, pid, sites);
-  start_ns_ = steady_now_ns();
+  im->tracer = std::make_unique<map_tracer>(b, im->bpf->bias, bpf_reader(*im), o, *sink_);
+  im->bpf->probes = bpf_probes::attach(im->figures.binary, p.pid(), bpf_sites(*im));
+  image* raw = im.get();
+  image_of_[&p] = raw;
+  images_.push_back(std::move(im));
+  return *raw;
+}
 
-  std::atomic<bool> ended{false};
-  std::string poll_error;
-  std::thread consumer([&] {
+void trace_session::start_feed(image& im) {
+  bpf_feed& f = *im.bpf;
+  f.consumer = std::thread([this, &im, &f] {
     block_signals_in_this_thread();
-    const std::function<void(const bpf_hit&)> on = [this](const bpf_hit& h) { on_bpf_hit(h); };
+    const std::function<void(const bpf_hit&)> on = [this, &im](const bpf_hit& h) {
+      on_bpf_hit(im, h);
+    };
     std::size_t got = 0;
     for (;;) {
-      const bool last = ended.load();
+      const bool last = f.ended.load();
       // Sleep (2 ms) only when the last round found nothing: the BPF program never wakes us.
-      auto n = bpf_->poll(last || got > 0 ? 0 : 2, on);
+      auto n = f.probes->poll(last || got > 0 ? 0 : 2, on);
       if (!n) {
-        poll_error = n.error();
+        f.poll_error = n.error();
         return;
       }
       got = *n;
-      if (last && got == 0) return;  // the program is gone and every record is read
+      if (got > 0) f.last_record_ns = steady_now_ns();
+      if (last && got == 0) return;  // the uprobes are gone and every record is read
     }
   });
-  if (opts_.pid != 0) {
-    tree_ = std::make_unique<process_tree>(std::move(proc_), false);
-    loop(on_stop);  // seized, with no breakpoint: exit status, signals, children, exec
+}
+
+// -f: a fork child runs its parent's program in a copy of its memory, where the parent's
+// uprobes count nothing (they are for the parent's process): it gets uprobes of its own,
+// attached while it is held at its first stop. A vfork child runs in its parent's memory
+// until it execs or exits (Go's runs raw system calls alone, no map code); its exec gets an
+// image of its own, as any exec does.
+void trace_session::on_born_bpf(process& child, const image& parent, int via) {
+  const auto how = static_cast<released_child::how>(via);
+  if (released_child::shares_memory(how)) return;
+  try {
+    image& im = trace_bpf_image(child, parent.bin, parent.figures.binary);
+    im.inherited = true;
+    start_feed(im);
+  } catch (const fatal_error& e) {
+    tell(fmt::format("process {} started process {} ({}): not traced ({}), released",
+                     parent.figures.pid, child.pid(), to_string(how), e.what()));
+    child.detach();
+    tree_->remove(&child);
+    return;
+  }
+  tell(fmt::format("process {} started process {} ({}): traced", parent.figures.pid, child.pid(),
+                   to_string(how)));
+}
+
+const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& on_stop) {
+  if (!proc_) start();
+  outcome_.backend = "bpf";
+  sink_ = &sink;
+  // Attached, or following its children: the program stays seized (no breakpoint in it) for
+  // its exit status, its signals, its forks and execs. Otherwise it is released: nothing of
+  // gomaptrace is left in it but the uprobes, which the kernel removes when we go, SIGKILL
+  // included (a --bpf launch has no PTRACE_O_EXITKILL).
+  const bool seized = opts_.pid != 0 || opts_.follow;
+  image& root = trace_bpf_image(*proc_, bin_, std::filesystem::absolute(opts_.program).string());
+  start_ns_ = steady_now_ns();
+  start_feed(root);
+  if (seized) {
+    tree_ = std::make_unique<process_tree>(std::move(proc_), opts_.follow);
+    loop(on_stop);
   } else {
-    // Released: nothing of gomaptrace is left in the program but the uprobes, which the
-    // kernel removes when we go, SIGKILL included (PTRACE_O_EXITKILL no longer applies).
     proc_->detach();
     wait_untraced(on_stop);
+    const run_result r = root_->wait_detached();  // its end, read already
+    close_image(*root_, r.what == run_result::kind::signaled ? "killed" : "exited", &r);
   }
-  bpf_->detach();  // an attached program may run on: its later hits are not ours
-  ended = true;
-  consumer.join();
   outcome_.duration_ns = steady_now_ns() - start_ns_;
-  if (!poll_error.empty()) outcome_.warnings.push_back("--bpf: " + poll_error);
-  finish_bpf_stats();
+  total_up();  // an image still open was detached from: its uprobes go now
+  note_bpf_backend();
   return outcome_;
 }
 
-// Hit counts come from the kernel's per-CPU counters: exact even when records were dropped.
-void trace_session::finish_bpf_stats() {
-  const std::vector<bpf_site_counts> counts = bpf_->counts();
-  const auto& reqs = tracer_->breakpoints();
-  const auto& probes = bin_->probes();
-  tracer_->finish();  // fills the per-site durations (BPF timestamps: nothing subtracted)
-  bpf_stats_ = tracer_->stats();
-  for (auto& [sym, n] : bpf_stats_.hits) n = 0;
-  for (auto& [sym, n] : bpf_stats_.inlined_hits) n = 0;
-  std::uint64_t drops = 0, hits = 0, prog_ns = 0;
+// The end of an image's trace: its uprobes go (an attached program may run on: its later
+// hits are not ours), every record left is read, and its figures are final. Hit counts come
+// from the kernel's per-CPU counters: exact even when records were dropped.
+void trace_session::finish_bpf(image& im) {
+  bpf_feed& f = *im.bpf;
+  const std::uint64_t t0 = steady_now_ns();
+  f.probes->detach();
+  f.stop();
+  if (const std::uint64_t last = f.last_record_ns; last > t0)
+    outcome_.bpf_drain_ns = std::max(outcome_.bpf_drain_ns, last - t0);
+  const std::vector<bpf_site_counts> counts = f.probes->counts();
+  const auto& reqs = im.tracer->breakpoints();
+  const auto& probes = im.bin->probes();
+  im.tracer->finish();  // fills the per-site durations (BPF timestamps: nothing subtracted)
+  trace_stats st = im.tracer->stats();
+  for (auto& [sym, n] : st.hits) n = 0;
+  for (auto& [sym, n] : st.inlined_hits) n = 0;
+  std::map<std::string, std::uint64_t> dropped;
+  std::uint64_t drops = 0, hits = 0;
   for (std::size_t i = 0; i < reqs.size() && i < counts.size(); ++i) {
     const std::string& sym = probes[reqs[i].probe].symbol;
     hits += counts[i].hits;
-    prog_ns += counts[i].prog_ns;
+    bpf_prog_ns_ += counts[i].prog_ns;
     if (counts[i].drops) {
-      outcome_.bpf_dropped[sym] += counts[i].drops;
+      dropped[sym] += counts[i].drops;
       drops += counts[i].drops;
     }
-    if (reqs[i].kind == request_kind::entry) bpf_stats_.hits[sym] += counts[i].hits;
+    if (reqs[i].kind == request_kind::entry) st.hits[sym] += counts[i].hits;
     if (reqs[i].kind == request_kind::inlined_body) {
-      bpf_stats_.hits[sym] += counts[i].hits;
-      bpf_stats_.inlined_hits[sym] += counts[i].hits;
+      st.hits[sym] += counts[i].hits;
+      st.inlined_hits[sym] += counts[i].hits;
     }
   }
+  bpf_hits_ += hits;
+  for (const auto& [sym, n] : dropped) outcome_.bpf_dropped[sym] += n;
+  // -f: each warning names its process.
+  const std::string who =
+      opts_.follow ? fmt::format("process {} ({}): ", im.figures.pid, im.figures.binary) : "";
   if (drops) {
     // Events of the lost records are missing; the totals are the kernel's.
-    const run_counts c = counts_from_hits(*bin_, bpf_stats_.hits);
-    bpf_stats_.maps_created = c.maps;
-    bpf_stats_.grows = c.grows;
-    bpf_stats_.inserts = c.inserts;
+    const run_counts c = counts_from_hits(*im.bin, st.hits);
+    st.maps_created = c.maps;
+    st.grows = c.grows;
+    st.inserts = c.inserts;
     std::string per;
-    for (const auto& [sym, n] : outcome_.bpf_dropped) per += fmt::format(" {}={}", sym, n);
+    for (const auto& [sym, n] : dropped) per += fmt::format(" {}={}", sym, n);
     outcome_.warnings.push_back(fmt::format(
-        "--bpf: {} record(s) lost to a full ring buffer, their events are missing (hit counts "
+        "--bpf: {}{} record(s) lost to a full ring buffer, their events are missing (hit counts "
         "are exact):{}",
-        drops, per));
+        who, drops, per));
   }
+  im.figures.stats = std::move(st);
+  if (const std::uint64_t read = f.probes->records(); read + drops != hits) {
+    // Every hit either sent its record or counted a drop: anything else is our defect.
+    outcome_.warnings.push_back(fmt::format(
+        "--bpf: {}{} hit(s) counted, {} record(s) read and {} dropped: {} unaccounted for", who,
+        hits, read, drops, hits > read + drops ? hits - read - drops : read + drops - hits));
+  }
+  if (!f.poll_error.empty()) outcome_.warnings.push_back("--bpf: " + who + f.poll_error);
+  if (f.late_reads) {
+    outcome_.warnings.push_back(fmt::format(
+        "--bpf: {}{} read(s) of program memory were not recorded at the hit (a Swiss map's "
+        "directory and table capacities): made afterwards, they may show a later state",
+        who, f.late_reads));
+  }
+  if (f.handler_errors) {
+    outcome_.warnings.push_back(fmt::format("{}{} hit(s) could not be decoded; the first: {}", who,
+                                            f.handler_errors, f.first_error));
+  }
+}
+
+void trace_session::note_bpf_backend() {
   outcome_.backend_note = fmt::format(
       "--bpf: {} uprobe hit(s), {:.2f} µs each in the BPF program (plus the kernel's uprobe "
       "trap); durations are BPF timestamps, not corrected: they carry no tracer stop, but the "
       "exit of the entry's trap, the entry of the return's, and any uprobe hit inside the "
       "call (the grow or split in a Swiss rehash) are included; "
       "events were still being written {:.1f} ms after the program's end (or the detach)",
-      hits, hits ? static_cast<double>(prog_ns) / static_cast<double>(hits) / 1000.0 : 0.0,
+      bpf_hits_,
+      bpf_hits_ ? static_cast<double>(bpf_prog_ns_) / static_cast<double>(bpf_hits_) / 1000.0 : 0.0,
       static_cast<double>(outcome_.bpf_drain_ns) / 1e6);
-  if (const std::uint64_t read = bpf_->records(); read + drops != hits) {
-    // Every hit either sent its record or counted a drop: anything else is our defect.
-    outcome_.warnings.push_back(fmt::format(
-        "--bpf: {} hit(s) counted, {} record(s) read and {} dropped: {} unaccounted for", hits,
-        read, drops, hits > read + drops ? hits - read - drops : read + drops - hits));
-  }
-  if (bpf_late_reads_) {
-    outcome_.warnings.push_back(fmt::format(
-        "--bpf: {} read(s) of program memory were not recorded at the hit (a Swiss map's "
-        "directory and table capacities): made afterwards, they may show a later state",
-        bpf_late_reads_));
-  }
-  if (bpf_handler_errors_) {
-    outcome_.warnings.push_back(fmt::format("{} hit(s) could not be decoded; the first: {}",
-                                            bpf_handler_errors_, bpf_first_error_));
-  }
 }
 
 }  // namespace gomaptrace

@@ -249,8 +249,8 @@ TEST(hostile_stop, a_hit_overtaken_by_sigstop_is_taken_before_detaching) {
     kill(g->pid, SIGTERM);
     EXPECT_EQ(g->wait_exit(10), 0);
     EXPECT_EQ(proc_state(prog.pid), 'T');
-    for (const auto& task : std::filesystem::directory_iterator(
-             "/proc/" + std::to_string(prog.pid) + "/task")) {
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(prog.pid) + "/task")) {
       // Only SIGTRAP: the Go runtime's own preemption signal (SIGURG) may well be pending.
       const std::string pending = proc_status_field(
           static_cast<pid_t>(std::stol(task.path().filename().string())), "SigPnd");
@@ -552,14 +552,8 @@ std::map<std::string, std::uint64_t> non_zero(std::map<std::string, std::uint64_
 }
 }  // namespace
 
-// A Go program (Swiss maps) starts another Go program (classic maps) each way Go programs do,
-// and forks a copy of itself: each process's hits equal the kernel's count on its own file.
-TEST(hostile_children, follow_traces_every_go_process_with_the_kernels_counts) {
-  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
-  const testdata_build* pb = find_build("spawner", "go1.26");
-  const testdata_build* cb = find_build("spawner", "go1.23");
-  if (!pb || !cb) GTEST_FAIL() << "no go1.26 and go1.23 spawner builds";
-  kernel_count parent(pb->path), child(cb->path);
+namespace {
+void expect_follow_counts_equal_the_kernels(kernel_count& parent, kernel_count& child, bool bpf) {
   const std::string c = child.path().string();
   struct mode {
     std::vector<std::string> args;
@@ -588,6 +582,7 @@ TEST(hostile_children, follow_traces_every_go_process_with_the_kernels_counts) {
                                      "--summary-json",
                                      (d.path() / "summary").string(),
                                      parent.path().string()};
+    if (bpf) argv.insert(argv.begin() + 1, "--bpf");
     argv.insert(argv.end(), m.args.begin(), m.args.end());
     auto traced = run_command(argv);
     const auto p_kernel = non_zero(minus(parent.read(), p0));
@@ -595,6 +590,8 @@ TEST(hostile_children, follow_traces_every_go_process_with_the_kernels_counts) {
     EXPECT_EQ(traced.out, m.out);
     EXPECT_EQ(traced.status, m.status) << traced.err;
     json s = json::parse(slurp(d.path() / "summary"));
+    EXPECT_EQ(s["backend"], bpf ? "bpf" : "ptrace");
+    EXPECT_TRUE(s["warnings"].empty()) << s["warnings"].dump();  // no record lost, none late
     std::set<int> ppids, cpids;
     EXPECT_EQ(non_zero(hits_of(s, parent.path(), &ppids)), p_kernel);
     EXPECT_EQ(non_zero(hits_of(s, child.path(), &cpids)), c_kernel);
@@ -626,6 +623,22 @@ TEST(hostile_children, follow_traces_every_go_process_with_the_kernels_counts) {
       if (j["event"] != "summary") event_pids.insert(j["pid"].get<int>());
     }
     EXPECT_EQ(event_pids, pids);
+  }
+}
+}  // namespace
+
+// A Go program (Swiss maps) starts another Go program (classic maps) each way Go programs do,
+// and forks a copy of itself: each process's hits equal the kernel's count on its own file.
+// With breakpoints, and with --bpf (uprobes of its own for each process and image).
+TEST(hostile_children, follow_traces_every_go_process_with_the_kernels_counts) {
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  const testdata_build* pb = find_build("spawner", "go1.26");
+  const testdata_build* cb = find_build("spawner", "go1.23");
+  if (!pb || !cb) GTEST_FAIL() << "no go1.26 and go1.23 spawner builds";
+  kernel_count parent(pb->path), child(cb->path);
+  for (const bool bpf : {false, true}) {
+    SCOPED_TRACE(bpf ? "--bpf" : "ptrace");
+    expect_follow_counts_equal_the_kernels(parent, child, bpf);
   }
 }
 
@@ -712,16 +725,19 @@ TEST(hostile_children, follow_releases_an_untraceable_go_child_in_one_line) {
 }
 
 // Attached with -f to a program that then starts a Go child doing map work all the time:
-// the child is traced; SIGINT to gomaptrace detaches from both, each cleaned of its int3s, and
-// both run on to the end they have untraced.
-TEST(hostile_children, follow_attached_then_interrupted_detaches_from_every_process) {
+// the child is traced; SIGINT to gomaptrace detaches from both, each cleaned of its int3s (or
+// uprobes, --bpf), and both run on to the end they have untraced.
+namespace {
+void expect_follow_attach_and_detach(bool bpf) {
   const testdata_build* sb = find_build("spawner", "go1.26");
   const testdata_build* gb = find_build("signals", "go1.23");
   if (!sb || !gb) GTEST_FAIL() << "no go1.26 spawner or go1.23 signals build";
   child prog({sb->path.string(), "later", gb->path.string()}, true);
   ASSERT_TRUE(prog.wait_for("ready\n"));
   temp_dir d;
-  auto g = attach_to(prog.pid, d, {"-f"});
+  std::vector<std::string> extra = {"-f"};
+  if (bpf) extra.push_back("--bpf");
+  auto g = attach_to(prog.pid, d, extra);
   kill(prog.pid, SIGUSR1);
   ASSERT_TRUE(prog.wait_for("ready\nready\n")) << prog.buffered;  // the child's own "ready"
   std::vector<pid_t> kids;
@@ -738,11 +754,51 @@ TEST(hostile_children, follow_attached_then_interrupted_detaches_from_every_proc
   EXPECT_EQ(prog.wait_exit(), 0);
   EXPECT_EQ(prog.rest(), "ready\nready\ngot terminated\nsignals=1\nparent maps=10 child_exit=0\n");
   json s = json::parse(slurp(d.path() / "summary"));
+  EXPECT_EQ(s["backend"], bpf ? "bpf" : "ptrace");
   ASSERT_EQ(s["processes"].size(), 2u) << s.dump();
   EXPECT_EQ(s["processes"][1]["pid"], kid);
   EXPECT_EQ(s["processes"][1]["end"], "detached");
   EXPECT_GT(s["processes"][1]["hits"]["runtime.mapassign_fast64"].get<int>(), 0) << s.dump();
   EXPECT_TRUE(s["detached"].get<bool>());
+}
+}  // namespace
+
+TEST(hostile_children, follow_attached_then_interrupted_detaches_from_every_process) {
+  expect_follow_attach_and_detach(false);
+}
+
+TEST(hostile_children, follow_attached_with_bpf_then_interrupted_detaches_from_every_process) {
+  expect_follow_attach_and_detach(true);
+}
+
+// -f with --bpf holds the programs by ptrace (for their forks, execs and statuses) but writes
+// nothing into them: gomaptrace's SIGKILL leaves the program and the Go child it started their
+// own runs (a ptrace -f launch would take them down with it: PTRACE_O_EXITKILL).
+TEST(hostile_children, sigkill_of_gomaptrace_in_bpf_follow_mode_leaves_every_process_its_run) {
+  const testdata_build* sb = find_build("spawner", "go1.26");
+  const testdata_build* kid = find_build("sleeper", "go1.23");
+  if (!sb || !kid) GTEST_FAIL() << "no go1.26 spawner or go1.23 sleeper build";
+  // The program becomes our child when gomaptrace dies, so its status can be had.
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  temp_dir d;
+  child g({gomaptrace_binary(), "--bpf", "-f", "-q", "-o", (d.path() / "trace").string(),
+           sb->path.string(), "run-go", kid->path.string(), "2"});
+  ASSERT_TRUE(g.wait_for("heartbeat=1 ")) << g.buffered;  // the child traced for a second
+  std::vector<pid_t> progs = all_children_of(g.pid);
+  ASSERT_EQ(progs.size(), 1u);
+  const pid_t prog = progs.front();
+  const pid_t sleeper = std::stoi(g.buffered.substr(g.buffered.find("pid=") + 4));
+  EXPECT_EQ(proc_status_field(sleeper, "TracerPid"), std::to_string(g.pid));  // followed
+  kill(g.pid, SIGKILL);
+  EXPECT_EQ(g.wait_exit(), 128 + SIGKILL);
+  int st = 0;
+  EXPECT_EQ(waitpid(prog, &st, 0), prog);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  static const std::regex own(R"(pid=\d+\nheartbeat=1 maps=\d+\nheartbeat=2 maps=\d+\n)"
+                              R"(parent maps=10 child_exit=0\n)");
+  const std::string out = g.rest();
+  EXPECT_TRUE(std::regex_match(out, own)) << out;
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
 // A kill -INT -PGID reaches a traced family like an untraced one: the parent dies of it, the

@@ -12,6 +12,18 @@
 namespace gomaptrace {
 
 namespace {
+// What a growth time is made of: which calls it spans, per implementation.
+constexpr const char* classic_grow_covers =
+    "hashGrow alone (allocating the new bucket array); moving the entries (evacuate) is spread "
+    "over later inserts and deletes: counted in evacuations, not timed";
+constexpr const char* swiss_grow_covers =
+    "rehash (a table's entries moved into a table twice its size, or split into two) and "
+    "growToTable (a small map's group into its first table)";
+// What the per-stop subtraction cannot remove, said where the corrected times are.
+constexpr const char* stop_residue =
+    "the thread resumes from each stop with its caches and TLB cooled, which no per-stop "
+    "figure removes: a time is the call's cost after a pause";
+
 struct percentiles {
   std::uint64_t p50 = 0, p90 = 0, p99 = 0, max = 0, total = 0;
   double mean = 0;
@@ -176,9 +188,11 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
                         "CPU time between two consecutive inserts on one thread "
                         "with no other stop between them, near and far apart by the CPU "
                         "the thread ran on (/proc stat) and gomaptrace's"}}},
-                     {"clock_fallbacks", stats.clock_fallbacks}};
+                     {"clock_fallbacks", stats.clock_fallbacks},
+                     {"not_removed", stop_residue}};
   }
   const bool classic = run.map_impl == "classic";
+  j["grow_ns_covers"] = classic ? classic_grow_covers : swiss_grow_covers;
   json sites = json::array();
   for (const site_stats* st : sites_by_grows(stats)) {
     json s = {{"function", st->function},    {"file", st->file},  {"line", st->line},
@@ -335,7 +349,10 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
         "  times: makemap and growth from entry to return on the {} clock{}, minus {}, {}\n",
         wall ? "wall" : "thread's CPU", wall ? " (minus the tracer's handler time)" : "", per_stop,
         how);
+    out << "  not taken out: " << stop_residue << '\n';
   }
+  if (stats.grows)
+    out << "  grow time: " << (classic ? classic_grow_covers : swiss_grow_covers) << '\n';
   out << "  hits:";
   for (const auto& [sym, n] : stats.hits)
     if (n) out << ' ' << sym << '=' << n;

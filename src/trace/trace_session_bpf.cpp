@@ -395,7 +395,8 @@ void trace_session::note_bpf_backend() {
       "--bpf: {} uprobe hit(s), {:.2f} µs each in the BPF program (plus the kernel's uprobe "
       "trap); durations are BPF timestamps, not corrected: they carry no tracer stop, but the "
       "exit of the entry's trap, the entry of the return's, and any uprobe hit inside the "
-      "call (the grow or split in a Swiss rehash) are included; "
+      "call (the grow or split in a Swiss rehash) are included, as are the caches the traps at "
+      "earlier inserts cooled; "
       "events were still being written {:.1f} ms after the program's end (or the detach)",
       bpf_hits_,
       bpf_hits_ ? static_cast<double>(bpf_prog_ns_) / static_cast<double>(bpf_hits_) / 1000.0 : 0.0,

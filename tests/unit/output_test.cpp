@@ -236,6 +236,12 @@ TEST(summary, json_has_hits_version_impl_and_exit_status) {
   EXPECT_NE(text.str().find("main.go:31 main.mkInt"), std::string::npos) << text.str();
   EXPECT_NE(text.str().find("0..1024"), std::string::npos) << text.str();
   EXPECT_NE(text.str().find("program exited with status 3"), std::string::npos) << text.str();
+  // What a classic growth time spans is said, in both forms: hashGrow, not the evacuation.
+  EXPECT_NE(text.str().find("grow time: hashGrow alone"), std::string::npos) << text.str();
+  EXPECT_NE(j["grow_ns_covers"].get<std::string>().find("evacuate"), std::string::npos);
+  run.map_impl = "swiss";
+  EXPECT_NE(summary_json(st, run)["grow_ns_covers"].get<std::string>().find("rehash"),
+            std::string::npos);
 }
 
 TEST(chrome_trace, spans_for_timed_events_named_lanes_and_the_users_site) {

@@ -185,6 +185,7 @@ class trace_session {
   void finish_bpf(image& im);
   void note_bpf_backend();
   void finish_image(image& im);
+  [[nodiscard]] std::string root_binary_name() const;
   void total_up();
 
   session_options opts_;

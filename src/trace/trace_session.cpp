@@ -281,6 +281,12 @@ trace_session::trace_session(session_options opts) : opts_(std::move(opts)) {
 
 trace_session::~trace_session() = default;
 
+// The program's image as the summary names it: absolute, as the images exec'd later are (from
+// /proc/PID/exe); attached, the executable's real path rather than /proc/PID/exe.
+std::string trace_session::root_binary_name() const {
+  return opts_.pid != 0 ? outcome_.binary : std::filesystem::absolute(opts_.program).string();
+}
+
 // Measured once per session, for every image: the breakpoint path is gomaptrace's own.
 const stop_calibration& trace_session::stop_cost() {
   if (!calibration_) {
@@ -360,9 +366,7 @@ trace_session::image& trace_session::trace_image(process& p, std::shared_ptr<con
   im->bin = std::move(bin);
   const go_binary& b = *im->bin;
   im->figures.pid = p.pid();
-  // Absolute, as the images exec'd later are (from /proc/PID/exe).
-  im->figures.binary =
-      parent ? parent->figures.binary : std::filesystem::absolute(opts_.program).string();
+  im->figures.binary = parent ? parent->figures.binary : root_binary_name();
   im->figures.go_version = b.version().raw;
   im->figures.map_impl = std::string(to_string(b.impl()));
   const std::uint64_t bias = b.elf().is_pie() ? p.load_bias(b.elf().entry()) : 0;

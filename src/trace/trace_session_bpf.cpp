@@ -221,7 +221,8 @@ std::vector<bpf_site> trace_session::bpf_sites(const image& im) const {
 }
 
 // An image traced with uprobes: its tracer and its probes, attached to process `p` (which
-// runs `binary`) before it runs another instruction. Throws fatal_error when they cannot be.
+// runs `binary`, the name it is shown by) before it runs another instruction. Throws fatal_error
+// when they cannot be.
 trace_session::image& trace_session::trace_bpf_image(process& p,
                                                      std::shared_ptr<const go_binary> bin,
                                                      std::string binary) {
@@ -239,7 +240,10 @@ trace_session::image& trace_session::trace_bpf_image(process& p,
   tracer_options o = opts_.tracer;
   o.entry_past_push = false;  // uprobes: the kernel emulates the push, not the mov after it
   im->tracer = std::make_unique<map_tracer>(b, im->bpf->bias, bpf_reader(*im), o, *sink_);
-  im->bpf->probes = bpf_probes::attach(im->figures.binary, p.pid(), bpf_sites(*im));
+  // By the process's own link to its image: the file it runs even if the path now names
+  // another (a deploy replaced it), and the kernel places uprobes by inode.
+  im->bpf->probes =
+      bpf_probes::attach(fmt::format("/proc/{}/exe", p.pid()), p.pid(), bpf_sites(*im));
   image* raw = im.get();
   image_of_[&p] = raw;
   images_.push_back(std::move(im));
@@ -301,7 +305,7 @@ const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& o
   // gomaptrace is left in it but the uprobes, which the kernel removes when we go, SIGKILL
   // included (a --bpf launch has no PTRACE_O_EXITKILL).
   const bool seized = opts_.pid != 0 || opts_.follow;
-  image& root = trace_bpf_image(*proc_, bin_, std::filesystem::absolute(opts_.program).string());
+  image& root = trace_bpf_image(*proc_, bin_, root_binary_name());
   start_ns_ = steady_now_ns();
   start_feed(root);
   if (seized) {

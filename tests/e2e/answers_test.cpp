@@ -233,8 +233,10 @@ TEST(answers, a_map_made_before_the_attach_is_first_seen_where_it_is_filled) {
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     json j = json::parse(slurp(summary));
     expect_sum_rule(j);
-    // The real executable, not /proc/PID/exe.
+    // The real executable, not /proc/PID/exe: at the top and in the process's own figures.
     EXPECT_EQ(j["binary"], std::filesystem::canonical(b->path).string());
+    ASSERT_EQ(j["processes"].size(), 1u);
+    EXPECT_EQ(j["processes"][0]["binary"], j["binary"]);
     const json* fill = site(j, "main.fill");
     ASSERT_TRUE(fill) << j["sites"].dump();
     expect_grown_site(*fill, "first_seen", 1);

@@ -63,6 +63,10 @@ struct bpf_site {
   std::optional<directory> dir;
 };
 constexpr std::size_t bpf_max_dir = 1024;
+// The ring buffer's size, a power of two: its pages are kernel memory, taken at load. 128 MiB
+// holds ~300,000 records of an insert with its chain, so a reader that falls behind a burst
+// (a loaded machine, a slow output) catches up before anything is dropped.
+constexpr std::size_t bpf_default_ring_bytes = std::size_t{1} << 27;
 constexpr std::size_t bpf_dir_elem_bytes = 2;
 
 // One hit, valid during the callback only.
@@ -96,7 +100,8 @@ class bpf_probes {
   // line: bpf_not_permitted when the kernel refuses for lack of privilege (CAP_BPF,
   // CAP_PERFMON), trace_failed otherwise.
   static std::unique_ptr<bpf_probes> attach(const std::filesystem::path& elf, pid_t pid,
-                                            const std::vector<bpf_site>& sites);
+                                            const std::vector<bpf_site>& sites,
+                                            std::size_t ring_bytes = bpf_default_ring_bytes);
   // Throws fatal_error(bpf_not_permitted) when the kernel refuses BPF to us: checked before a
   // program is launched, so that a refusal leaves nothing started.
   static void require_permission();

@@ -37,10 +37,6 @@ int keep_libbpf_message(enum libbpf_print_level level, const char* fmt, va_list 
   return n;
 }
 
-// 128 MiB: ~300,000 records of an insert with its chain, so a reader that falls behind a burst
-// (a loaded machine, a slow output) catches up before anything is dropped.
-constexpr std::size_t ring_bytes = std::size_t{1} << 27;
-
 [[noreturn]] void fail(const std::string& what, int err) {
   const bool denied = err == EPERM || err == EACCES;
   std::string detail;
@@ -213,7 +209,8 @@ void bpf_probes::require_permission() {
 }
 
 std::unique_ptr<bpf_probes> bpf_probes::attach(const std::filesystem::path& elf, pid_t pid,
-                                               const std::vector<bpf_site>& sites) {
+                                               const std::vector<bpf_site>& sites,
+                                               std::size_t ring_bytes) {
   libbpf_set_print(keep_libbpf_message);
   const std::string path = elf.string();
   std::unique_ptr<impl> p;

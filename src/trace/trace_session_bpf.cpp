@@ -242,8 +242,11 @@ trace_session::image& trace_session::trace_bpf_image(process& p,
   im->tracer = std::make_unique<map_tracer>(b, im->bpf->bias, bpf_reader(*im), o, *sink_);
   // By the process's own link to its image: the file it runs even if the path now names
   // another (a deploy replaced it), and the kernel places uprobes by inode.
+  // -f: a ring of its own per live image, whose pages are kernel memory: the program's process
+  // gets the full size, each other (a build may run many Go tools at once) a quarter.
+  const std::size_t ring = &p == root_ ? bpf_default_ring_bytes : bpf_default_ring_bytes / 4;
   im->bpf->probes =
-      bpf_probes::attach(fmt::format("/proc/{}/exe", p.pid()), p.pid(), bpf_sites(*im));
+      bpf_probes::attach(fmt::format("/proc/{}/exe", p.pid()), p.pid(), bpf_sites(*im), ring);
   image* raw = im.get();
   image_of_[&p] = raw;
   images_.push_back(std::move(im));
@@ -392,6 +395,9 @@ void trace_session::finish_bpf(image& im) {
     outcome_.warnings.push_back(fmt::format("{}{} hit(s) could not be decoded; the first: {}", who,
                                             f.handler_errors, f.first_error));
   }
+  // Its figures are final: the program, its maps and its ring buffer go now, not at the end of
+  // the trace (under -f a build's hundreds of short-lived Go tools would each hold theirs).
+  f.probes.reset();
 }
 
 void trace_session::note_bpf_backend() {

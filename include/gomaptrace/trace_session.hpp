@@ -160,6 +160,9 @@ class trace_session {
 
  private:
   struct image;  // one traced image: its binary, tracer and hit handler
+  std::unique_ptr<image> new_image(process& p, std::shared_ptr<const go_binary> bin,
+                                   std::string binary) const;
+  image& adopt(process& p, std::unique_ptr<image> im);
   image& trace_image(process& p, std::shared_ptr<const go_binary> bin, const image* parent);
   void plant(image& im);
   const stop_calibration& stop_cost();
@@ -168,7 +171,7 @@ class trace_session {
   void tell(const std::string& line);
   void tell_released_children();
   void on_born(process& child, process& parent, int via);
-  void on_born_bpf(process& child, const image& parent, int via);
+  bool on_born_bpf(process& child, const image& parent, int via);
   void on_exec(process& p);
   bool run_to_new_entry(process& p, const std::string& image_name);
   void on_ended(process& p, const run_result& r);

@@ -19,6 +19,9 @@ constexpr const char* classic_grow_covers =
 constexpr const char* swiss_grow_covers =
     "rehash (a table's entries moved into a table twice its size, or split into two) and "
     "growToTable (a small map's group into its first table)";
+const char* grow_covers(bool classic) {
+  return classic ? classic_grow_covers : swiss_grow_covers;
+}
 // What the per-stop subtraction cannot remove, said where the corrected times are.
 constexpr const char* stop_residue =
     "the thread resumes from each stop with its caches and TLB cooled, which no per-stop "
@@ -192,7 +195,7 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
                      {"not_removed", stop_residue}};
   }
   const bool classic = run.map_impl == "classic";
-  j["grow_ns_covers"] = classic ? classic_grow_covers : swiss_grow_covers;
+  j["grow_ns_covers"] = grow_covers(classic);
   json sites = json::array();
   for (const site_stats* st : sites_by_grows(stats)) {
     json s = {{"function", st->function},    {"file", st->file},  {"line", st->line},
@@ -351,8 +354,7 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
         how);
     out << "  not taken out: " << stop_residue << '\n';
   }
-  if (stats.grows)
-    out << "  grow time: " << (classic ? classic_grow_covers : swiss_grow_covers) << '\n';
+  if (stats.grows) out << "  grow time: " << grow_covers(classic) << '\n';
   out << "  hits:";
   for (const auto& [sym, n] : stats.hits)
     if (n) out << ' ' << sym << '=' << n;

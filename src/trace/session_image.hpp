@@ -34,13 +34,12 @@ struct bpf_feed {
   bpf_feed() = default;
   bpf_feed(const bpf_feed&) = delete;
   bpf_feed& operator=(const bpf_feed&) = delete;
-  // On an error path: nothing more is recorded, the thread is stopped before what it uses.
-  ~bpf_feed() {
+  // On an error path too: the thread is stopped before what it uses goes.
+  ~bpf_feed() { end(); }
+  // Nothing more is recorded; the thread reads what is left and returns. The probes' counts
+  // can still be read.
+  void end() {
     if (probes) probes->detach();
-    stop();
-  }
-  // The uprobes must be detached first: then the thread reads what is left and returns.
-  void stop() {
     ended = true;
     if (consumer.joinable()) consumer.join();
   }

@@ -356,19 +356,36 @@ void trace_session::plant(image& im) {
   }
 }
 
+// What every image starts with, on either backend: its process, its binary, and the figures
+// that name them (`binary`: the name it is shown by).
+std::unique_ptr<trace_session::image> trace_session::new_image(process& p,
+                                                               std::shared_ptr<const go_binary> bin,
+                                                               std::string binary) const {
+  auto im = std::make_unique<image>();
+  im->proc = &p;
+  im->bin = std::move(bin);
+  im->figures.pid = p.pid();
+  im->figures.binary = std::move(binary);
+  im->figures.go_version = im->bin->version().raw;
+  im->figures.map_impl = std::string(to_string(im->bin->impl()));
+  return im;
+}
+
+// Process `p` runs `im` from now on.
+trace_session::image& trace_session::adopt(process& p, std::unique_ptr<image> im) {
+  image* raw = im.get();
+  image_of_[&p] = raw;
+  images_.push_back(std::move(im));
+  return *raw;
+}
+
 // A tracer for what process `p` runs now. With `parent`, p is a fork or vfork child holding a
 // copy of the parent's breakpoints under the same ids; without, its breakpoints are planted.
 trace_session::image& trace_session::trace_image(process& p, std::shared_ptr<const go_binary> bin,
                                                  const image* parent) {
-  auto im = std::make_unique<image>();
-  im->proc = &p;
+  auto im = new_image(p, std::move(bin), parent ? parent->figures.binary : root_binary_name());
   p.set_wait_spin(opts_.poll);
-  im->bin = std::move(bin);
   const go_binary& b = *im->bin;
-  im->figures.pid = p.pid();
-  im->figures.binary = parent ? parent->figures.binary : root_binary_name();
-  im->figures.go_version = b.version().raw;
-  im->figures.map_impl = std::string(to_string(b.impl()));
   const std::uint64_t bias = b.elf().is_pie() ? p.load_bias(b.elf().entry()) : 0;
   process* pp = &p;
   memory_reader reader = [pp](std::uint64_t addr,
@@ -429,9 +446,7 @@ trace_session::image& trace_session::trace_image(process& p, std::shared_ptr<con
     im->request_of_site = parent->request_of_site;
   else
     plant(*im);
-  image_of_[&p] = raw;
-  images_.push_back(std::move(im));
-  return *raw;
+  return adopt(p, std::move(im));
 }
 
 // The image `p` ran is over (its end, an exec, a detach): its figures are final.
@@ -501,17 +516,17 @@ void trace_session::on_born(process& child, process& parent, int via) {
   }
   const auto how = static_cast<released_child::how>(via);
   if (opts_.bpf) {
-    on_born_bpf(child, *it->second, via);
-    return;
-  }
-  image& im = trace_image(child, it->second->bin, it->second);
-  im.inherited = true;
-  if (!released_child::shares_memory(how)) {
-    tell(fmt::format("process {} started process {} ({}): traced", parent.pid(), child.pid(),
-                     to_string(how)));
+    if (!on_born_bpf(child, *it->second, via)) return;
   } else {
-    im.vfork = true;
+    image& im = trace_image(child, it->second->bin, it->second);
+    im.inherited = true;
+    if (released_child::shares_memory(how)) {
+      im.vfork = true;
+      return;
+    }
   }
+  tell(fmt::format("process {} started process {} ({}): traced", parent.pid(), child.pid(),
+                   to_string(how)));
 }
 
 namespace {

@@ -226,31 +226,22 @@ std::vector<bpf_site> trace_session::bpf_sites(const image& im) const {
 trace_session::image& trace_session::trace_bpf_image(process& p,
                                                      std::shared_ptr<const go_binary> bin,
                                                      std::string binary) {
-  auto im = std::make_unique<image>();
-  im->proc = &p;
-  im->bin = std::move(bin);
+  auto im = new_image(p, std::move(bin), std::move(binary));
   const go_binary& b = *im->bin;
-  im->figures.pid = p.pid();
-  im->figures.binary = std::move(binary);
-  im->figures.go_version = b.version().raw;
-  im->figures.map_impl = std::string(to_string(b.impl()));
   im->handler = [](const breakpoint_hit&) {};  // no breakpoint is planted: never called
   im->bpf = std::make_unique<bpf_feed>();
   im->bpf->bias = b.elf().is_pie() ? p.load_bias(b.elf().entry()) : 0;
   tracer_options o = opts_.tracer;
   o.entry_past_push = false;  // uprobes: the kernel emulates the push, not the mov after it
   im->tracer = std::make_unique<map_tracer>(b, im->bpf->bias, bpf_reader(*im), o, *sink_);
-  // By the process's own link to its image: the file it runs even if the path now names
-  // another (a deploy replaced it), and the kernel places uprobes by inode.
   // -f: a ring of its own per live image, whose pages are kernel memory: the program's process
   // gets the full size, each other (a build may run many Go tools at once) a quarter.
   const std::size_t ring = &p == root_ ? bpf_default_ring_bytes : bpf_default_ring_bytes / 4;
+  // By the process's own link to its image: the file it runs even if the path now names
+  // another (a deploy replaced it), and the kernel places uprobes by inode.
   im->bpf->probes =
       bpf_probes::attach(fmt::format("/proc/{}/exe", p.pid()), p.pid(), bpf_sites(*im), ring);
-  image* raw = im.get();
-  image_of_[&p] = raw;
-  images_.push_back(std::move(im));
-  return *raw;
+  return adopt(p, std::move(im));
 }
 
 void trace_session::start_feed(image& im) {
@@ -280,10 +271,10 @@ void trace_session::start_feed(image& im) {
 // uprobes count nothing (they are for the parent's process): it gets uprobes of its own,
 // attached while it is held at its first stop. A vfork child runs in its parent's memory
 // until it execs or exits (Go's runs raw system calls alone, no map code); its exec gets an
-// image of its own, as any exec does.
-void trace_session::on_born_bpf(process& child, const image& parent, int via) {
+// image of its own, as any exec does. True when the child is traced (on_born says so).
+bool trace_session::on_born_bpf(process& child, const image& parent, int via) {
   const auto how = static_cast<released_child::how>(via);
-  if (released_child::shares_memory(how)) return;
+  if (released_child::shares_memory(how)) return false;
   try {
     image& im = trace_bpf_image(child, parent.bin, parent.figures.binary);
     im.inherited = true;
@@ -293,10 +284,9 @@ void trace_session::on_born_bpf(process& child, const image& parent, int via) {
                      parent.figures.pid, child.pid(), to_string(how), e.what()));
     child.detach();
     tree_->remove(&child);
-    return;
+    return false;
   }
-  tell(fmt::format("process {} started process {} ({}): traced", parent.figures.pid, child.pid(),
-                   to_string(how)));
+  return true;
 }
 
 const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& on_stop) {
@@ -332,8 +322,7 @@ const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& o
 void trace_session::finish_bpf(image& im) {
   bpf_feed& f = *im.bpf;
   const std::uint64_t t0 = steady_now_ns();
-  f.probes->detach();
-  f.stop();
+  f.end();
   if (const std::uint64_t last = f.last_record_ns; last > t0)
     outcome_.bpf_drain_ns = std::max(outcome_.bpf_drain_ns, last - t0);
   const std::vector<bpf_site_counts> counts = f.probes->counts();

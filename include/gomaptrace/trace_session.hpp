@@ -32,6 +32,7 @@ class process_tree;
 struct run_result;
 class uprobe_counters;
 class bpf_probes;
+class cpu_wake_hold;
 struct bpf_hit;
 struct bpf_site;
 
@@ -70,6 +71,12 @@ struct run_outcome {
   std::string exec_image;          // the image the program exec'd into (then detached)
   std::vector<expectation_result> expectations;  // --expect, in the order given
   std::vector<process_figures> processes;        // every image traced, in the order they began
+  // Whether every CPU was kept out of idle sleep while breakpoints were in the program
+  // (session_options::keep_cpus_awake): "awake" or "sleep"; when "sleep", why (asked for,
+  // not needed by the backend, or the kernel's refusal: "/dev/cpu_dma_latency: Permission
+  // denied").
+  std::string cpu_idle = "sleep";
+  std::string cpu_idle_note;
 };
 
 struct session_options {
@@ -93,6 +100,11 @@ struct session_options {
   // How long the run loop polls for the next stop before it sleeps (process::set_wait_spin);
   // while a call is being timed, at least 2 ms. 0: never poll.
   std::chrono::microseconds poll{50};
+  // While breakpoints are in the program, hold every CPU out of idle sleep (cpu_wake_hold):
+  // on machines whose idle CPUs halt, each stop otherwise pays two wake-ups into halted CPUs
+  // and the program resumes with cold caches (stops 3x dearer, times after them too long).
+  // Not for --bpf or --count, whose hits do not wake anybody.
+  bool keep_cpus_awake = true;
 };
 
 // What to do when the run loop stopped because process::request_stop() was called (a signal
@@ -166,6 +178,7 @@ class trace_session {
   image& trace_image(process& p, std::shared_ptr<const go_binary> bin, const image* parent);
   void plant(image& im);
   const stop_calibration& stop_cost();
+  void keep_cpus_awake();
   void close_image(process& p, const std::string& end, const run_result* r);
   void drop_if_silent(const image* im, bool at_exec);
   void tell(const std::string& line);
@@ -209,6 +222,7 @@ class trace_session {
   std::vector<std::size_t> probe_of_counter_;     // counter index -> index into probes()
   trace_stats count_stats_;
   std::optional<stop_calibration> calibration_;  // stop_cost()
+  std::unique_ptr<cpu_wake_hold> cpus_awake_;    // while breakpoints are planted
   std::uint64_t start_ns_ = 0;
   run_outcome outcome_;
 };

@@ -356,6 +356,7 @@ int run_trace(const trace_options& o) {
   so.tracer.profile = !o.pprof.empty();
   so.tracer.clock = o.clock == "wall" ? gt::latency_clock::wall : gt::latency_clock::thread_cpu;
   so.poll = std::chrono::microseconds(o.poll_us);
+  so.keep_cpus_awake = o.cpu_idle == "awake";
   if (!o.filter.empty()) so.tracer.filter = *gt::regex_matcher::compile(o.filter);  // checked
   if (checker.wants_events()) so.tracer.observer = &checker;
   so.tracer.observe_high_volume = checker.wants_high_volume();

@@ -28,6 +28,7 @@ struct trace_options {
   std::string filter;
   std::string clock = "cpu";              // --latency-clock: cpu or wall
   int poll_us = 50;                       // --poll: polling for the next stop before sleeping
+  std::string cpu_idle = "awake";         // --cpu-idle: awake (held out of sleep) or sleep
   std::string pprof;                      // --pprof FILE
   std::vector<expectation> expectations;  // --expect, and --max-grows N as grows <= N
   count_mode count = count_mode::off;

@@ -27,6 +27,15 @@ constexpr const char* stop_residue =
     "the thread resumes from each stop with its caches and TLB cooled, which no per-stop "
     "figure removes: a time is the call's cost after a pause";
 
+// What the CPUs' idle states were while the program was traced (cpu_wake_hold).
+std::string cpu_idle_text(const run_outcome& run) {
+  if (run.cpu_idle == "awake")
+    return "kept out of idle sleep while breakpoints were in (/dev/cpu_dma_latency 0): no stop "
+           "waits for a CPU to wake";
+  return "left to sleep when idle (" + run.cpu_idle_note +
+         "): each stop may wait for a CPU to wake, and times after a stop run longer";
+}
+
 struct percentiles {
   std::uint64_t p50 = 0, p90 = 0, p99 = 0, max = 0, total = 0;
   double mean = 0;
@@ -194,6 +203,8 @@ nlohmann::json summary_json(const trace_stats& stats, const run_outcome& run) {
                      {"clock_fallbacks", stats.clock_fallbacks},
                      {"not_removed", stop_residue}};
   }
+  j["cpu_idle"] = {{"state", run.cpu_idle}};
+  if (!run.cpu_idle_note.empty()) j["cpu_idle"]["note"] = run.cpu_idle_note;
   const bool classic = run.map_impl == "classic";
   j["grow_ns_covers"] = grow_covers(classic);
   json sites = json::array();
@@ -353,6 +364,7 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
         wall ? "wall" : "thread's CPU", wall ? " (minus the tracer's handler time)" : "", per_stop,
         how);
     out << "  not taken out: " << stop_residue << '\n';
+    out << "  cpus: " << cpu_idle_text(run) << '\n';
   }
   if (stats.grows) out << "  grow time: " << grow_covers(classic) << '\n';
   out << "  hits:";

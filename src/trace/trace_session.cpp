@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "gomaptrace/bpf_probes.hpp"
+#include "gomaptrace/cpu_wake.hpp"
 #include "gomaptrace/error.hpp"
 #include "gomaptrace/fd.hpp"
 #include "gomaptrace/process.hpp"
@@ -481,12 +482,28 @@ const run_outcome& trace_session::run(event_sink& sink, const stop_policy& on_st
   if (!proc_) start();
   sink_ = &sink;
   tree_ = std::make_unique<process_tree>(std::move(proc_), opts_.follow);
+  keep_cpus_awake();  // before the stop calibration, so it measures the stops the run will have
   trace_image(*root_, bin_, nullptr);
   start_ns_ = now_ns();
   loop(on_stop);
   outcome_.duration_ns = now_ns() - start_ns_;
+  cpus_awake_.reset();
   total_up();
   return outcome_;
+}
+
+void trace_session::keep_cpus_awake() {
+  if (!opts_.keep_cpus_awake) {
+    outcome_.cpu_idle_note = "--cpu-idle sleep";
+    return;
+  }
+  auto hold = cpu_wake_hold::take();
+  if (!hold) {
+    outcome_.cpu_idle_note = "could not hold them awake: " + hold.error();
+    return;
+  }
+  cpus_awake_ = std::make_unique<cpu_wake_hold>(std::move(*hold));
+  outcome_.cpu_idle = "awake";
 }
 
 void trace_session::tell(const std::string& line) {

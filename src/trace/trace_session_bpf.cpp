@@ -292,6 +292,7 @@ bool trace_session::on_born_bpf(process& child, const image& parent, int via) {
 const run_outcome& trace_session::run_bpf(event_sink& sink, const stop_policy& on_stop) {
   if (!proc_) start();
   outcome_.backend = "bpf";
+  outcome_.cpu_idle_note = "not held: --bpf hits do not stop the program";
   sink_ = &sink;
   // Attached, or following its children: the program stays seized (no breakpoint in it) for
   // its exit status, its signals, its forks and execs. Otherwise it is released: nothing of

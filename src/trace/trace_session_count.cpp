@@ -65,6 +65,7 @@ expected<void> trace_session::start_counting() {
 const run_outcome& trace_session::run_counting(const stop_policy& on_stop) {
   std::uint64_t failed_threads = 0;
   std::string first_failure;
+  outcome_.cpu_idle_note = "not held: --count hits do not stop the program";
   root_->on_new_thread([&](pid_t tid) {
     if (auto r = counters_->add_thread(tid); !r && failed_threads++ == 0) first_failure = r.error();
   });

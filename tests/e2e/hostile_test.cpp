@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <regex>
 #include <set>
@@ -323,6 +324,107 @@ TEST(hostile_stop, sigkill_of_gomaptrace_in_bpf_mode_leaves_an_attached_program_
   EXPECT_EQ(g->wait_exit(), 128 + SIGKILL);
   EXPECT_EQ(prog.wait_exit(10), 0);  // where a ptrace trace would have left int3s: SIGTRAP
   expect_sleeper_run(prog.rest());
+}
+
+// --- the machine's CPUs: held out of idle sleep while breakpoints are in, and only then -------
+
+namespace {
+// The kernel's own figure: the CPU latency every CPU is held to now (the strictest request on
+// the machine), in us; nullopt when it cannot be read (not root).
+std::optional<std::int32_t> cpu_latency_limit_us() {
+  std::ifstream f("/dev/cpu_dma_latency", std::ios::binary);
+  std::int32_t us = 0;
+  if (!f.read(reinterpret_cast<char*>(&us), sizeof us)) return std::nullopt;
+  return us;
+}
+
+// gomaptrace over `sleeper 2` with `extra` options; `during` runs once the program has been
+// traced for a second, `at_end` after gomaptrace has exited.
+void with_traced_sleeper(const std::vector<std::string>& extra, const std::function<void()>& during,
+                         const std::function<void(const json& summary)>& at_end) {
+  const testdata_build* b = build_or_skip("sleeper");
+  if (!b) GTEST_FAIL() << "no go1.26 sleeper build";
+  temp_dir d;
+  std::vector<std::string> argv = {gomaptrace_binary(),
+                                   "-q",
+                                   "-o",
+                                   (d.path() / "trace").string(),
+                                   "--summary-json",
+                                   (d.path() / "summary").string()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.insert(argv.end(), {b->path.string(), "2"});
+  child g(argv);
+  ASSERT_TRUE(g.wait_for("heartbeat=1 ")) << g.buffered;
+  during();
+  EXPECT_EQ(g.wait_exit(), 0);
+  at_end(json::parse(slurp(d.path() / "summary")));
+}
+}  // namespace
+
+// Held only while the breakpoints are in, by a request the kernel drops when gomaptrace's file
+// closes: after a normal end the machine's limit is what it was before.
+TEST(hostile_cpus, held_awake_while_tracing_and_let_go_at_the_end) {
+  const auto before = cpu_latency_limit_us();
+  if (!before) GTEST_SKIP() << "/dev/cpu_dma_latency unreadable (needs root)";
+  if (*before == 0) GTEST_SKIP() << "something else on the machine already holds every CPU awake";
+  with_traced_sleeper(
+      {}, [] { EXPECT_EQ(cpu_latency_limit_us(), 0); },
+      [&](const json& j) {
+        EXPECT_EQ(cpu_latency_limit_us(), before);
+        EXPECT_EQ(j["cpu_idle"]["state"], "awake") << j["cpu_idle"];
+      });
+}
+
+TEST(hostile_cpus, left_asleep_when_asked_and_under_bpf) {
+  const auto before = cpu_latency_limit_us();
+  if (!before) GTEST_SKIP() << "/dev/cpu_dma_latency unreadable (needs root)";
+  if (*before == 0) GTEST_SKIP() << "something else on the machine already holds every CPU awake";
+  auto untouched = [&] { EXPECT_EQ(cpu_latency_limit_us(), before); };
+  with_traced_sleeper({"--cpu-idle", "sleep"}, untouched, [](const json& j) {
+    EXPECT_EQ(j["cpu_idle"]["state"], "sleep");
+    EXPECT_EQ(j["cpu_idle"]["note"], "--cpu-idle sleep");
+  });
+  if (auto why = uprobes_unavailable_reason(); !why.empty()) return;
+  with_traced_sleeper({"--bpf"}, untouched, [](const json& j) {
+    EXPECT_EQ(j["cpu_idle"]["state"], "sleep");
+    EXPECT_NE(j["cpu_idle"]["note"].get<std::string>().find("--bpf"), std::string::npos);
+  });
+}
+
+TEST(hostile_cpus, sigkill_of_gomaptrace_lets_the_cpus_sleep_again) {
+  const auto before = cpu_latency_limit_us();
+  if (!before) GTEST_SKIP() << "/dev/cpu_dma_latency unreadable (needs root)";
+  if (*before == 0) GTEST_SKIP() << "something else on the machine already holds every CPU awake";
+  const testdata_build* b = build_or_skip("sleeper");
+  if (!b) GTEST_FAIL() << "no go1.26 sleeper build";
+  temp_dir d;
+  child g({gomaptrace_binary(), "-q", "-o", (d.path() / "trace").string(), b->path.string(), "5"});
+  ASSERT_TRUE(g.wait_for("heartbeat=1 ")) << g.buffered;
+  EXPECT_EQ(cpu_latency_limit_us(), 0);
+  kill(g.pid, SIGKILL);
+  EXPECT_EQ(g.wait_exit(), 128 + SIGKILL);
+  EXPECT_TRUE(eventually([&] { return cpu_latency_limit_us() == before; }, 5))
+      << "limit now " << cpu_latency_limit_us().value_or(-1) << " us, was " << *before;
+}
+
+// Where the kernel refuses the request (the file is root's), the trace runs as before and the
+// summary says the CPUs were left to sleep, and why.
+TEST(hostile_cpus, not_permitted_traces_anyway_and_says_so) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to run gomaptrace as another user";
+  if (run_command({"setpriv", "--help"}).status != 0) GTEST_SKIP() << "no setpriv";
+  const testdata_build* b = build_or_skip("sleeper");
+  if (!b) GTEST_FAIL() << "no go1.26 sleeper build";
+  auto r = run_command({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        gomaptrace_binary(), "-q", "--summary-json", "-", b->path.string(), "1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json j = json::parse(r.out.substr(r.out.find("\n{") + 1));
+  EXPECT_EQ(j["cpu_idle"]["state"], "sleep");
+  EXPECT_EQ(j["cpu_idle"]["note"],
+            "could not hold them awake: /dev/cpu_dma_latency: Permission denied");
+  EXPECT_NE(r.err.find("cpus: left to sleep when idle (could not hold them awake: "
+                       "/dev/cpu_dma_latency: Permission denied)"),
+            std::string::npos)
+      << r.err;
 }
 
 // --- gomaptrace's own output --------------------------------------------------------------------

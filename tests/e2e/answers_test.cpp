@@ -268,16 +268,21 @@ double median3(std::vector<double> v) {
 // The program's own clock, untraced, is the truth. Each untraced figure is already a median
 // over repetitions inside the program, and the median of three runs around the traced one:
 // on shared cores single runs vary by 2-3x. Within one attempt the comparison is strict.
-// `backend` is empty (ptrace: stops taken out with the calibrated cost) or "--bpf" (BPF
-// timestamps, nothing taken out: issue 10's "holds under --bpf with no correction").
-void expect_latency_agrees(const std::string& backend) {
+struct latency_bounds {
+  std::string backend;       // "" (ptrace: stops taken out with the calibrated cost) or "--bpf"
+  double make_max = 2;       // traced p50 make(map, 3000) at most this many times the untraced
+  bool swiss_growth = true;  // check Swiss growth per map below the whole fill (classic: always)
+};
+
+void expect_latency_agrees(const latency_bounds& bounds) {
+  const std::string& backend = bounds.backend;
   int checked = 0;
   for (const testdata_build* b : builds_of("latency")) {
     if (b->variant != "default" || (b->label != "go1.23" && b->label != "go1.26")) continue;
     SCOPED_TRACE(b->name() + " " + backend);
     ++checked;
     bool ok = false;
-    for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
+    for (int attempt = 0; attempt < 3 && !ok; ++attempt) {
       std::vector<double> make, fill, presized;
       auto untraced = [&] {
         auto r = run_command({b->path.string()});
@@ -302,45 +307,47 @@ void expect_latency_agrees(const std::string& backend) {
                 << ": make(map, 3000) untraced p50 " << make_ns << " ns, traced p50 " << init_p50
                 << " ns (stop cost taken out: "
                 << (j.contains("overhead") ? j["overhead"]["stop_ns"].dump() + " ns" : "none")
-                << "); fill untraced p50 " << fill_ns << " ns, growth per map p50 " << grow_p50
+                << ", CPUs " << j["cpu_idle"]["state"].get<std::string>() << "); fill untraced p50 "
+                << fill_ns << " ns, growth per map p50 " << grow_p50
                 << " ns (the fill's growth alone, untraced: fill less a presized fill, "
                 << fill_ns - median3(presized) << " ns)\n";
-      // Growth is checked on classic maps only. On Swiss maps the growth per map comes out
-      // at 0.9-1.4x the untraced whole fill with ptrace and 0.7-1.1x with --bpf (measured
-      // 2026-11-26, six runs each, load ~1), 1.3-1.9x the fill's growth alone: with a trap at
-      // every insert the table is cold in the cache when it grows (removing the inner grow or
-      // split stop changed nothing, measured). Printed above; not met reliably.
-      const bool growth_ok = j["map_impl"] == "swiss" || grow_p50 < fill_ns;
+      const bool growth_ok =
+          (j["map_impl"] == "swiss" && !bounds.swiss_growth) || grow_p50 < fill_ns;
       // --bpf corrects nothing, and says so.
       if (!backend.empty()) {
         EXPECT_FALSE(j.contains("overhead")) << j["overhead"].dump();
         EXPECT_NE(j["backend_note"].get<std::string>().find("not corrected"), std::string::npos)
             << j["backend_note"];
       }
-      // 2.5x, not 2x: with the stops' own cost taken out (near/far, measured 1.4 and ~3.5 us)
-      // the traced make still spends 1.5-2.2x its untraced CPU time on both builds
-      // (measured 2026-11-26, load ~3): the thread resumes after each stop with its caches
-      // and TLB cooled by the kernel's stop path. Now that a stop costs only 1.4-3.5 us this
-      // bound no longer tells a missing subtraction from a present one (that is
-      // map_tracer.far_stops_inside_a_timed_call_subtract_the_far_cost); it catches
-      // over-subtraction and miscosted stops: with one median of near and far stops, as
-      // before, go1.23's figure swung from 0 to 3x and CI failed on it. --bpf: 1.0-1.2x
-      // (go1.26) and 1.5-1.7x (go1.23), once 2.0x, measured the same day: the exit of the
-      // entry's trap and the entry of the return's are inside the call.
-      ok = init_p50 >= 0.5 * make_ns && init_p50 <= 2.5 * make_ns && growth_ok;
+      ok = init_p50 >= 0.5 * make_ns && init_p50 <= bounds.make_max * make_ns && growth_ok;
     }
-    EXPECT_TRUE(ok) << "traced figures outside 0.5x-2.5x of the program's own, twice";
+    EXPECT_TRUE(ok) << "traced figures outside 0.5x-" << bounds.make_max
+                    << "x of the program's own (or growth per map not below the whole fill), "
+                       "three times";
   }
   if (checked == 0) GTEST_SKIP() << "no latency builds";
 }
 
+// The issue's bounds as written: make within 0.5x-2x, growth per map below the untraced whole
+// fill, Swiss included. Met since the CPUs are held out of idle sleep while the breakpoints
+// are in (README "Times without the tracer"); measured 2026-11-26 over 12 runs of this test:
+// make 1.1-1.5x (go1.26) and 1.2-1.5x (go1.23, one first attempt at 4x in two of the runs),
+// Swiss growth 0.62-0.97x the fill, classic 0.12-0.29x (hashGrow alone), and 25 standalone
+// go1.23 runs 1.15-1.82x. With the CPUs left to sleep (forced in the session, checked) Swiss
+// growth was 0.99-1.36x the fill and make up to 2.0x: this test failed in two of three runs.
 TEST(answers, corrected_latency_agrees_with_the_programs_own_clock) {
-  expect_latency_agrees("");
+  expect_latency_agrees({});
 }
 
 TEST(answers, bpf_latency_agrees_with_the_programs_own_clock_uncorrected) {
   if (auto why = uprobes_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
-  expect_latency_agrees("--bpf");
+  // BPF timestamps with nothing taken out (issue 10: the check holds with no correction),
+  // with the bounds of that issue: make within 2.5x (1.0-1.2x go1.26, 1.5-1.7x go1.23, once
+  // 2.0x, measured 2026-11-26: the exit of the entry's trap and the entry of the return's are
+  // inside the call) and growth checked on classic maps only: Swiss growth per map is
+  // 0.7-1.1x the untraced whole fill here (a uprobe trap at every insert cools the table;
+  // holding the CPUs awake does not change it, measured), printed above, not checked.
+  expect_latency_agrees({"--bpf", 2.5, false});
 }
 
 namespace {

@@ -175,22 +175,33 @@ def floor_run(args):
     fast64 = "runtime.mapassign_fast64"
     site = post_prologue(hot, fast64)
     summary = os.path.join(OUT, "summary.json")
+
+    def floor(*env):
+        return lambda n: ["env", *env, onestop, hex(site[0]), str(site[1]), hot, str(n)]
+
+    # gomaptrace holds every CPU out of idle sleep while its breakpoints are in (--cpu-idle
+    # awake), so the floor it is held to does the same (ONESTOP_CPUS_AWAKE=1). gomaptrace
+    # polls for the next stop (--poll 50) where the floor blocks: both are run the other way
+    # too, so like is compared with like; and both with the CPUs left to sleep, the machine's
+    # own idle states, up to 1e6 (asleep, a stop costs 20-40 us here: 1e7 would take minutes).
     argv = {"untraced": lambda n: [hot, str(n)],
             "gomaptrace -q": lambda n: [gm, "-q", "--summary-json", summary, hot, str(n)],
-            "onestop": lambda n: [onestop, hex(site[0]), str(site[1]), hot, str(n)],
-            # gomaptrace polls for the next stop (--poll 50) where the floor blocks: both are
-            # run the other way too, so like is compared with like.
+            "onestop": floor("ONESTOP_CPUS_AWAKE=1"),
             "gomaptrace -q --poll 0": lambda n: [gm, "-q", "--poll", "0", "--summary-json",
                                                  summary, hot, str(n)],
-            "onestop, polling 50us": lambda n: ["env", "ONESTOP_POLL_US=50", onestop,
-                                                hex(site[0]), str(site[1]), hot, str(n)]}
+            "onestop, polling 50us": floor("ONESTOP_CPUS_AWAKE=1", "ONESTOP_POLL_US=50"),
+            "gomaptrace -q --cpu-idle sleep": lambda n: [gm, "-q", "--cpu-idle", "sleep",
+                                                         "--summary-json", summary, hot, str(n)],
+            "onestop, CPUs asleep": floor()}
+    asleep = ("gomaptrace -q --cpu-idle sleep", "onestop, CPUs asleep")
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": args.quick, "runs": runs,
                "machine": machine(), "cases": [], "startup": {}, "targets": [], "floor": True}
     for n in [0] + ns:
-        walls = {t: [] for t in argv}
         hits = {}
+        tools = {t: m for t, m in argv.items() if t not in asleep or n <= 1000000}
+        walls = {t: [] for t in tools}
         for r in range(runs):
-            for tool, make in argv.items():
+            for tool, make in tools.items():
                 log(f"hotloop N={n}: {tool} (run {r + 1}/{runs}, load {os.getloadavg()[0]:.1f})")
                 o = observe(make(n), 3600)
                 if o["status"] != 0:
@@ -201,7 +212,7 @@ def floor_run(args):
                                             [fast64])
         o = observe([uprobe, hex(site[0]), hot, str(n)], 3600)
         m = re.search(r"hits=(\d+)", o["output"])
-        for tool in argv:
+        for tool in tools:
             results["cases"].append({"workload": "hotloop", "n": n, "tool": tool,
                                      "argv": argv[tool](n), "wall": stats(walls[tool]),
                                      "hits_counted": hits.get(tool),
@@ -296,8 +307,9 @@ def main():
             return prog
         if tool == "uprobe":
             return [uprobe, hex(sites[0][0])] + prog
-        if tool == "onestop":
-            return [onestop, hex(sites[0][0]), str(sites[0][1])] + prog
+        if tool == "onestop":  # the CPUs held awake, as gomaptrace holds them (--cpu-idle)
+            return ["env", "ONESTOP_CPUS_AWAKE=1", onestop, hex(sites[0][0]),
+                    str(sites[0][1])] + prog
         if tool == "gomaptrace":
             return [gm, "-o", "/dev/null", "--summary-json", summary] + prog
         if tool == "gomaptrace --stack 0":

@@ -141,6 +141,15 @@ int main(int argc, char** argv) {
   poke(slot, code, len + 14);
   poke(addr, &cc, 1);
 
+  // ONESTOP_CPUS_AWAKE=1: hold every CPU out of idle sleep for the run (a PM QoS request of
+  // 0 us, dropped when we exit), as gomaptrace does by default (--cpu-idle awake).
+  const char* awake_env = getenv("ONESTOP_CPUS_AWAKE");
+  if (awake_env && strcmp(awake_env, "1") == 0) {
+    const int32_t zero_us = 0;
+    int qos = open("/dev/cpu_dma_latency", O_WRONLY | O_CLOEXEC);
+    if (qos < 0 || write(qos, &zero_us, sizeof zero_us) != sizeof zero_us)
+      die("/dev/cpu_dma_latency");
+  }
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   ptrace(PTRACE_CONT, pid, 0, 0);

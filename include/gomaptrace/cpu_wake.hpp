@@ -8,9 +8,6 @@
 // machines (2026-11-26, hotloop 10^5 inserts): the one-stop floor 4.36 s -> 0.60 s,
 // gomaptrace 2.09 s -> 0.74 s. The kernel drops the request when the file is closed, so
 // no exit of ours (SIGKILL included) leaves the machine held awake.
-#include <cstdint>
-#include <optional>
-
 #include "gomaptrace/expected.hpp"
 #include "gomaptrace/fd.hpp"
 
@@ -21,8 +18,6 @@ class cpu_wake_hold {
   // Takes the hold; fails (the kernel's reason, e.g. "Permission denied": the file is root's
   // only) without changing anything.
   [[nodiscard]] static expected<cpu_wake_hold> take();
-  // The latency every CPU is held to now (the strictest request of every process), in us.
-  [[nodiscard]] static std::optional<std::int32_t> current_limit_us();
 
   cpu_wake_hold(cpu_wake_hold&&) noexcept = default;
   cpu_wake_hold& operator=(cpu_wake_hold&&) noexcept = default;

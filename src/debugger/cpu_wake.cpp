@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -23,14 +24,6 @@ expected<cpu_wake_hold> cpu_wake_hold::take() {
     return unexpected(std::string(qos_file) + ": " + std::strerror(errno));
   }
   return cpu_wake_hold(std::move(fd));
-}
-
-std::optional<std::int32_t> cpu_wake_hold::current_limit_us() {
-  unique_fd fd(::open(qos_file, O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  std::int32_t us = 0;
-  if (::read(fd.get(), &us, sizeof us) != static_cast<ssize_t>(sizeof us)) return std::nullopt;
-  return us;
 }
 
 }  // namespace gomaptrace

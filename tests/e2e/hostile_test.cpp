@@ -65,9 +65,9 @@ bool eventually(const std::function<bool()>& f, double timeout_s = 10) {
   return true;
 }
 
-// gomaptrace attached to `pid` (its trace and summary in `dir`), once it has seized the program.
-std::unique_ptr<child> attach_to(pid_t pid, const temp_dir& dir,
-                                 const std::vector<std::string>& extra = {}) {
+// gomaptrace -q with its trace and summary in `dir`, then `extra`.
+std::vector<std::string> quiet_gomaptrace(const temp_dir& dir,
+                                          const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {gomaptrace_binary(),
                                    "-q",
                                    "-o",
@@ -75,6 +75,13 @@ std::unique_ptr<child> attach_to(pid_t pid, const temp_dir& dir,
                                    "--summary-json",
                                    (dir.path() / "summary").string()};
   argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+// gomaptrace attached to `pid` (its trace and summary in `dir`), once it has seized the program.
+std::unique_ptr<child> attach_to(pid_t pid, const temp_dir& dir,
+                                 const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = quiet_gomaptrace(dir, extra);
   argv.push_back("-p");
   argv.push_back(std::to_string(pid));
   auto g = std::make_unique<child>(argv);
@@ -345,13 +352,7 @@ void with_traced_sleeper(const std::vector<std::string>& extra, const std::funct
   const testdata_build* b = build_or_skip("sleeper");
   if (!b) GTEST_FAIL() << "no go1.26 sleeper build";
   temp_dir d;
-  std::vector<std::string> argv = {gomaptrace_binary(),
-                                   "-q",
-                                   "-o",
-                                   (d.path() / "trace").string(),
-                                   "--summary-json",
-                                   (d.path() / "summary").string()};
-  argv.insert(argv.end(), extra.begin(), extra.end());
+  std::vector<std::string> argv = quiet_gomaptrace(d, extra);
   argv.insert(argv.end(), {b->path.string(), "2"});
   child g(argv);
   ASSERT_TRUE(g.wait_for("heartbeat=1 ")) << g.buffered;

@@ -32,8 +32,9 @@ std::string cpu_idle_text(const run_outcome& run) {
   if (run.cpu_idle == "awake")
     return "kept out of idle sleep while breakpoints were in (/dev/cpu_dma_latency 0): no stop "
            "waits for a CPU to wake";
-  return "left to sleep when idle (" + run.cpu_idle_note +
-         "): each stop may wait for a CPU to wake, and times after a stop run longer";
+  const std::string why = "left to sleep when idle (" + run.cpu_idle_note + ")";
+  if (run.backend == "bpf" || run.cpu_idle_note.starts_with("not held:")) return why;
+  return why + ": each stop may wait for a CPU to wake, and times after a stop run longer";
 }
 
 struct percentiles {
@@ -364,8 +365,8 @@ void write_summary_text(std::ostream& out, const trace_stats& stats, const run_o
         wall ? "wall" : "thread's CPU", wall ? " (minus the tracer's handler time)" : "", per_stop,
         how);
     out << "  not taken out: " << stop_residue << '\n';
-    out << "  cpus: " << cpu_idle_text(run) << '\n';
   }
+  out << "  cpus: " << cpu_idle_text(run) << '\n';
   if (stats.grows) out << "  grow time: " << grow_covers(classic) << '\n';
   out << "  hits:";
   for (const auto& [sym, n] : stats.hits)

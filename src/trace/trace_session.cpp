@@ -710,6 +710,7 @@ void trace_session::loop(const stop_policy& on_stop) {
   };
   for (;;) {
     if (tree_->traced().empty()) {
+      cpus_awake_.reset();  // no breakpoint is left in anything
       // Launched and detached at an exec: its status (maybe read already) is ours.
       if (opts_.pid == 0 && root_->detached()) wait_untraced(on_stop);
       break;

@@ -311,18 +311,24 @@ void expect_latency_agrees(const latency_bounds& bounds) {
                 << fill_ns << " ns, growth per map p50 " << grow_p50
                 << " ns (the fill's growth alone, untraced: fill less a presized fill, "
                 << fill_ns - median3(presized) << " ns)\n";
-      const bool growth_ok =
-          (j["map_impl"] == "swiss" && !bounds.swiss_growth) || grow_p50 < fill_ns;
+      // The ptrace bounds hold with the CPUs kept awake; where gomaptrace could not keep
+      // them so (not root, no /dev/cpu_dma_latency: its summary says why), the bounds of
+      // sessions 4-7 apply (2.5x, Swiss growth printed only).
+      const bool awake = j["cpu_idle"]["state"] == "awake";
+      const bool check_swiss = bounds.swiss_growth && (awake || !backend.empty());
+      const double make_max = awake || !backend.empty() ? bounds.make_max : 2.5;
+      const bool growth_ok = (j["map_impl"] == "swiss" && !check_swiss) || grow_p50 < fill_ns;
       // --bpf corrects nothing, and says so.
       if (!backend.empty()) {
         EXPECT_FALSE(j.contains("overhead")) << j["overhead"].dump();
         EXPECT_NE(j["backend_note"].get<std::string>().find("not corrected"), std::string::npos)
             << j["backend_note"];
       }
-      ok = init_p50 >= 0.5 * make_ns && init_p50 <= bounds.make_max * make_ns && growth_ok;
+      ok = init_p50 >= 0.5 * make_ns && init_p50 <= make_max * make_ns && growth_ok;
     }
     EXPECT_TRUE(ok) << "traced figures outside 0.5x-" << bounds.make_max
-                    << "x of the program's own (or growth per map not below the whole fill), "
+                    << "x (2.5x where the CPUs could not be kept awake) of the program's own (or "
+                       "growth per map not below the whole fill), "
                        "three times";
   }
   if (checked == 0) GTEST_SKIP() << "no latency builds";

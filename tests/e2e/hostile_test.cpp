@@ -408,6 +408,29 @@ TEST(hostile_cpus, sigkill_of_gomaptrace_lets_the_cpus_sleep_again) {
       << "limit now " << cpu_latency_limit_us().value_or(-1) << " us, was " << *before;
 }
 
+// A launched program that execs something other than Go is released at the exec: with no
+// breakpoint left anywhere, the CPUs go back to sleeping while gomaptrace waits for its end.
+TEST(hostile_cpus, let_go_when_no_breakpoint_is_left) {
+  const auto before = cpu_latency_limit_us();
+  if (!before) GTEST_SKIP() << "/dev/cpu_dma_latency unreadable (needs root)";
+  if (*before == 0) GTEST_SKIP() << "something else on the machine already holds every CPU awake";
+  const testdata_build* b = build_or_skip("spawner");
+  if (!b) GTEST_FAIL() << "no go1.26 spawner build";
+  temp_dir d;
+  child g(quiet_gomaptrace(d, {b->path.string(), "exec-go", "/bin/sleep", "3"}));
+  // The program keeps gomaptrace's child's pid through its exec.
+  const std::string kids =
+      "/proc/" + std::to_string(g.pid) + "/task/" + std::to_string(g.pid) + "/children";
+  std::string prog;
+  ASSERT_TRUE(eventually([&] { return !(prog = slurp(kids)).empty(); })) << kids;
+  const std::string comm = "/proc/" + std::to_string(std::stoi(prog)) + "/comm";
+  ASSERT_TRUE(eventually([&] { return slurp(comm) == "sleep\n"; })) << slurp(comm);
+  EXPECT_TRUE(eventually([&] { return cpu_latency_limit_us() == before; }, 2))
+      << "limit " << cpu_latency_limit_us().value_or(-1) << " us while only sleep runs";
+  EXPECT_EQ(g.wait_exit(), 0);
+  EXPECT_EQ(json::parse(slurp(d.path() / "summary"))["cpu_idle"]["state"], "awake");
+}
+
 // Where the kernel refuses the request (the file is root's), the trace runs as before and the
 // summary says the CPUs were left to sleep, and why.
 TEST(hostile_cpus, not_permitted_traces_anyway_and_says_so) {

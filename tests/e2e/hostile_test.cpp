@@ -345,6 +345,13 @@ std::optional<std::int32_t> cpu_latency_limit_us() {
   return us;
 }
 
+// Why the limit read before a test cannot tell a hold of ours ("" when it can).
+std::string unusable_limit(const std::optional<std::int32_t>& before) {
+  if (!before) return "/dev/cpu_dma_latency unreadable (needs root)";
+  if (*before == 0) return "something else on the machine already holds every CPU awake";
+  return "";
+}
+
 // gomaptrace over `sleeper 2` with `extra` options; `during` runs once the program has been
 // traced for a second, `at_end` after gomaptrace has exited.
 void with_traced_sleeper(const std::vector<std::string>& extra, const std::function<void()>& during,
@@ -366,8 +373,7 @@ void with_traced_sleeper(const std::vector<std::string>& extra, const std::funct
 // closes: after a normal end the machine's limit is what it was before.
 TEST(hostile_cpus, held_awake_while_tracing_and_let_go_at_the_end) {
   const auto before = cpu_latency_limit_us();
-  if (!before) GTEST_SKIP() << "/dev/cpu_dma_latency unreadable (needs root)";
-  if (*before == 0) GTEST_SKIP() << "something else on the machine already holds every CPU awake";
+  if (auto why = unusable_limit(before); !why.empty()) GTEST_SKIP() << why;
   with_traced_sleeper(
       {}, [] { EXPECT_EQ(cpu_latency_limit_us(), 0); },
       [&](const json& j) {
@@ -378,8 +384,7 @@ TEST(hostile_cpus, held_awake_while_tracing_and_let_go_at_the_end) {
 
 TEST(hostile_cpus, left_asleep_when_asked_and_under_bpf) {
   const auto before = cpu_latency_limit_us();
-  if (!before) GTEST_SKIP() << "/dev/cpu_dma_latency unreadable (needs root)";
-  if (*before == 0) GTEST_SKIP() << "something else on the machine already holds every CPU awake";
+  if (auto why = unusable_limit(before); !why.empty()) GTEST_SKIP() << why;
   auto untouched = [&] { EXPECT_EQ(cpu_latency_limit_us(), before); };
   with_traced_sleeper({"--cpu-idle", "sleep"}, untouched, [](const json& j) {
     EXPECT_EQ(j["cpu_idle"]["state"], "sleep");
@@ -394,8 +399,7 @@ TEST(hostile_cpus, left_asleep_when_asked_and_under_bpf) {
 
 TEST(hostile_cpus, sigkill_of_gomaptrace_lets_the_cpus_sleep_again) {
   const auto before = cpu_latency_limit_us();
-  if (!before) GTEST_SKIP() << "/dev/cpu_dma_latency unreadable (needs root)";
-  if (*before == 0) GTEST_SKIP() << "something else on the machine already holds every CPU awake";
+  if (auto why = unusable_limit(before); !why.empty()) GTEST_SKIP() << why;
   const testdata_build* b = build_or_skip("sleeper");
   if (!b) GTEST_FAIL() << "no go1.26 sleeper build";
   temp_dir d;
@@ -412,8 +416,7 @@ TEST(hostile_cpus, sigkill_of_gomaptrace_lets_the_cpus_sleep_again) {
 // breakpoint left anywhere, the CPUs go back to sleeping while gomaptrace waits for its end.
 TEST(hostile_cpus, let_go_when_no_breakpoint_is_left) {
   const auto before = cpu_latency_limit_us();
-  if (!before) GTEST_SKIP() << "/dev/cpu_dma_latency unreadable (needs root)";
-  if (*before == 0) GTEST_SKIP() << "something else on the machine already holds every CPU awake";
+  if (auto why = unusable_limit(before); !why.empty()) GTEST_SKIP() << why;
   const testdata_build* b = build_or_skip("spawner");
   if (!b) GTEST_FAIL() << "no go1.26 spawner build";
   temp_dir d;

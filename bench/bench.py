@@ -53,6 +53,16 @@ def post_prologue(binary, func):
     return insns[0][:2]
 
 
+# The floor's run holds the CPUs awake, as gomaptrace does by default (--cpu-idle awake): the
+# floor a tracer is held to must not pay for wake-ups gomaptrace does not.
+FLOOR_AWAKE = "ONESTOP_CPUS_AWAKE=1"
+
+
+def onestop_argv(site, prog, *env):
+    """bench/floor/onestop.c at SITE (address, length) over PROG, with ENV ("K=V") set."""
+    return ["env", *env, os.path.join(OUT, "onestop"), hex(site[0]), str(site[1])] + prog
+
+
 def hotloop_args(runs, ptrace_runs):
     """The command line of bench/count.py and bench/bpf.py."""
     ap = argparse.ArgumentParser()
@@ -169,7 +179,7 @@ def floor_run(args):
     ns = [100000, 1000000] if args.quick else [100000, 1000000, 10000000]
     if args.floor_ns:
         ns = [int(float(x)) for x in args.floor_ns.split(",")]
-    gm, onestop = args.gomaptrace, os.path.join(OUT, "onestop")
+    gm = args.gomaptrace
     uprobe = os.path.join(OUT, "uprobe_count")
     hot = os.path.join(BIN, "hotloop")
     fast64 = "runtime.mapassign_fast64"
@@ -177,19 +187,19 @@ def floor_run(args):
     summary = os.path.join(OUT, "summary.json")
 
     def floor(*env):
-        return lambda n: ["env", *env, onestop, hex(site[0]), str(site[1]), hot, str(n)]
+        return lambda n: onestop_argv(site, [hot, str(n)], *env)
 
     # gomaptrace holds every CPU out of idle sleep while its breakpoints are in (--cpu-idle
-    # awake), so the floor it is held to does the same (ONESTOP_CPUS_AWAKE=1). gomaptrace
+    # awake), so the floor it is held to does the same (FLOOR_AWAKE). gomaptrace
     # polls for the next stop (--poll 50) where the floor blocks: both are run the other way
     # too, so like is compared with like; and both with the CPUs left to sleep, the machine's
     # own idle states, up to 1e6 (asleep, a stop costs 20-40 us here: 1e7 would take minutes).
     argv = {"untraced": lambda n: [hot, str(n)],
             "gomaptrace -q": lambda n: [gm, "-q", "--summary-json", summary, hot, str(n)],
-            "onestop": floor("ONESTOP_CPUS_AWAKE=1"),
+            "onestop": floor(FLOOR_AWAKE),
             "gomaptrace -q --poll 0": lambda n: [gm, "-q", "--poll", "0", "--summary-json",
                                                  summary, hot, str(n)],
-            "onestop, polling 50us": floor("ONESTOP_CPUS_AWAKE=1", "ONESTOP_POLL_US=50"),
+            "onestop, polling 50us": floor(FLOOR_AWAKE, "ONESTOP_POLL_US=50"),
             "gomaptrace -q --cpu-idle sleep": lambda n: [gm, "-q", "--cpu-idle", "sleep",
                                                          "--summary-json", summary, hot, str(n)],
             "onestop, CPUs asleep": floor()}
@@ -271,7 +281,6 @@ def main():
     quick = args.quick
     runs = 2 if quick else 5
     gm = args.gomaptrace
-    onestop = os.path.join(OUT, "onestop")
     uprobe = os.path.join(OUT, "uprobe_count")
     gdb_script = os.path.join(HERE, "gdb_count.py")
     summary = os.path.join(OUT, "summary.json")
@@ -307,9 +316,8 @@ def main():
             return prog
         if tool == "uprobe":
             return [uprobe, hex(sites[0][0])] + prog
-        if tool == "onestop":  # the CPUs held awake, as gomaptrace holds them (--cpu-idle)
-            return ["env", "ONESTOP_CPUS_AWAKE=1", onestop, hex(sites[0][0]),
-                    str(sites[0][1])] + prog
+        if tool == "onestop":
+            return onestop_argv(sites[0], prog, FLOOR_AWAKE)
         if tool == "gomaptrace":
             return [gm, "-o", "/dev/null", "--summary-json", summary] + prog
         if tool == "gomaptrace --stack 0":
